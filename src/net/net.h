@@ -1,0 +1,110 @@
+/* net: byte streams over libuv, plain TCP or TLS (OpenSSL over memory BIOs),
+ * and name resolution. Knows nothing of HTTP.
+ *
+ * A net_stream is one connection, client or server side, bound to one
+ * uv_loop_t (one worker thread). TLS is a transport under the same API: the
+ * owner reads and writes plaintext and never sees OpenSSL's want-read /
+ * want-write dance. Every callback fires exactly once per event and never
+ * from inside the call that caused it... except on_read, which fires for
+ * each chunk of plaintext. After net_stream_close() no callback fires but
+ * on_close, once; memory is released after it.
+ *
+ * Errors are negative libuv codes (UV_ECONNREFUSED, UV_ETIMEDOUT, ...) or
+ * the NET_E* codes below; net_error_name() gives Node.js's name for either
+ * (ECONNREFUSED, ETIMEDOUT, DEPTH_ZERO_SELF_SIGNED_CERT,
+ * ERR_TLS_CERT_ALTNAME_INVALID, ...), which is what reports count.
+ */
+#ifndef CUTOVER_NET_H
+#define CUTOVER_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "base/base.h"
+
+/* Our own error codes, below libuv's range. */
+enum {
+    NET_E_TLS = -30001,          /* TLS handshake or record failure */
+    NET_E_CERT_BASE = -31000,    /* -31000 - X509_V_ERR_*: verification failures */
+};
+const char *net_error_name(int err);
+
+/* ---- TLS contexts (one per worker thread and role) ------------------------- */
+typedef struct net_tls net_tls;
+/* Client context. verify: check the chain and the host name (the default
+ * everywhere). ca_file: extra trusted PEM certificates (may be NULL); the
+ * system store is always trusted, and so is $NODE_EXTRA_CA_CERTS when set. */
+int net_tls_client_new(net_tls **out, bool verify, const char *ca_file, char err[CU_ERRLEN]);
+/* Server context from PEM files. */
+int net_tls_server_new(net_tls **out, const char *cert_file, const char *key_file,
+                       char err[CU_ERRLEN]);
+void net_tls_free(net_tls *t);
+
+/* ---- streams ------------------------------------------------------------------ */
+typedef struct net_stream net_stream;
+
+typedef struct net_stream_cbs {
+    /* Client side: connected (and TLS handshake done) or failed. */
+    void (*on_connect)(net_stream *s, int status);
+    /* Plaintext received. */
+    void (*on_read)(net_stream *s, const char *data, size_t len);
+    /* The peer closed (UV_EOF) or the connection failed (negative code).
+     * No more on_read after this. The owner still calls net_stream_close. */
+    void (*on_end)(net_stream *s, int status);
+    /* All writes queued so far have been handed to the kernel (optional). */
+    void (*on_drain)(net_stream *s);
+    /* After net_stream_close; the stream is freed right after this returns. */
+    void (*on_close)(net_stream *s);
+} net_stream_cbs;
+
+/* Starts connecting to addr. tls may be NULL (plain TCP); server_name is
+ * used for SNI and certificate host checks (may be NULL with plain TCP).
+ * on_connect fires once, later, with 0 or an error. */
+net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
+                        const char *server_name, const net_stream_cbs *cbs, void *user);
+/* Queues plaintext for writing (copied). Returns 0 or a negative code. */
+int net_write(net_stream *s, const void *data, size_t len);
+/* Stops/starts delivering on_read (back-pressure). */
+void net_pause(net_stream *s);
+void net_resume(net_stream *s);
+/* Closes (with a TLS close_notify when possible). Safe to call once from any
+ * callback; on_close follows. */
+void net_stream_close(net_stream *s);
+void *net_stream_user(const net_stream *s);
+void net_stream_set_user(net_stream *s, void *user);
+/* Set the stream's callbacks (a server hands accepted streams to an owner). */
+void net_stream_set_cbs(net_stream *s, const net_stream_cbs *cbs);
+/* Bytes read and written on the wire (TLS records included). */
+uint64_t net_stream_bytes_in(const net_stream *s);
+uint64_t net_stream_bytes_out(const net_stream *s);
+
+/* ---- listeners ------------------------------------------------------------------ */
+typedef struct net_listener net_listener;
+/* on_accept gets a ready stream (TLS handshake runs as data arrives); it
+ * must set the stream's callbacks and user with net_stream_set_cbs/_user. */
+typedef void (*net_accept_cb)(net_listener *l, net_stream *s, void *user);
+
+/* Binds host:port (port 0 picks one; SO_REUSEPORT so several workers can
+ * bind the same port). tls may be NULL. */
+int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, net_tls *tls,
+               net_accept_cb cb, void *user, char err[CU_ERRLEN]);
+int net_listener_port(const net_listener *l);
+void net_listener_close(net_listener *l); /* frees asynchronously */
+
+/* ---- addresses ------------------------------------------------------------------ */
+/* Asynchronous resolution with a per-loop cache (entries live `ttl_ms`).
+ * Literal IPv4/IPv6 addresses resolve without a lookup, synchronously:
+ * then the callback still fires later, from the loop, never re-entrantly. */
+typedef struct net_resolver net_resolver;
+typedef void (*net_resolve_cb)(void *user, int status, const struct sockaddr *addr);
+net_resolver *net_resolver_new(uv_loop_t *loop, uint64_t ttl_ms);
+void net_resolver_free(net_resolver *r);
+void net_resolve(net_resolver *r, const char *host, int port, net_resolve_cb cb, void *user);
+
+/* Parses "host:port", "[v6]:port" or ":port" into host (allocated) and port. */
+int net_split_hostport(const char *s, char **host, int *port, char err[CU_ERRLEN]);
+
+#endif

@@ -1,0 +1,89 @@
+/* Unit tests for base: buffers, rng, edit distance, paths. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "base/base.h"
+
+static void test_buf(void **state)
+{
+    (void)state;
+    cu_buf b = CU_BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        cu_buf_appendf(&b, "%d,", i);
+    assert_int_equal(b.len, strlen(b.data));
+    assert_true(cu_startswith(b.data, "0,1,2,3,"));
+    cu_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    cu_buf_appendf(&b, "%s!", big);
+    assert_int_equal(b.len, 1000);
+    char *s = cu_buf_steal(&b);
+    assert_int_equal(s[999], '!');
+    free(s);
+    assert_null(b.data);
+}
+
+static void test_rng(void **state)
+{
+    (void)state;
+    cu_rng r;
+    cu_rng_seed(&r, 42);
+    int counts[10] = {0};
+    for (int i = 0; i < 100000; i++) {
+        uint64_t v = cu_rng_below(&r, 10);
+        assert_true(v < 10);
+        counts[v]++;
+        double d = cu_rng_double(&r);
+        assert_true(d >= 0 && d < 1);
+    }
+    for (int i = 0; i < 10; i++)
+        assert_in_range(counts[i], 9500, 10500);
+    assert_int_equal(cu_rng_below(&r, 0), 0);
+}
+
+static void test_nearest(void **state)
+{
+    (void)state;
+    assert_int_equal(cu_edit_distance("kitten", "sitting"), 3);
+    assert_int_equal(cu_edit_distance("", "abc"), 3);
+    const char *keys[] = {"target", "phases", "variables", "processor", "plugins"};
+    assert_string_equal(cu_nearest("phase", keys, 5), "phases");
+    assert_string_equal(cu_nearest("varables", keys, 5), "variables");
+    assert_null(cu_nearest("zzzzzzzz", keys, 5));
+}
+
+static void test_paths(void **state)
+{
+    (void)state;
+    char *d = cu_dirname("a/b/c.yml");
+    assert_string_equal(d, "a/b");
+    char *p = cu_path_join(d, "./fixtures/x.jpg");
+    assert_string_equal(p, "a/b/fixtures/x.jpg");
+    free(p);
+    p = cu_path_join(d, "/abs");
+    assert_string_equal(p, "/abs");
+    free(p);
+    free(d);
+    d = cu_dirname("c.yml");
+    assert_string_equal(d, ".");
+    free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_nearest),
+        cmocka_unit_test(test_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
