@@ -19,6 +19,7 @@ typedef struct {
 static const subcommand commands[] = {
     {"run", cmd_run, "run an Artillery v2 test script (load test)"},
     {"upstream", cmd_upstream, "a sample HTTP service (the lego-api) for rehearsals and tests"},
+    {"demo", cmd_demo, "run the lego-api load test against the sample service"},
 };
 
 static void usage(FILE *f)

@@ -8,5 +8,6 @@ int cli_main(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);
 int cmd_upstream(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -73,6 +73,19 @@ void net_resume(net_stream *s);
 /* Closes (with a TLS close_notify when possible). Safe to call once from any
  * callback; on_close follows. */
 void net_stream_close(net_stream *s);
+/* Closes gracefully: data already queued by net_write (and a TLS
+ * close_notify) is written first, then the stream closes as with
+ * net_stream_close. No on_read/on_end after this call; on_close follows.
+ * A peer that stops reading keeps the stream open: owners keep a timer and
+ * call net_stream_close to force it (allowed after net_stream_end). */
+void net_stream_end(net_stream *s);
+/* Bytes accepted by net_write that the kernel has not taken yet. 0 right
+ * after net_write means the data went out synchronously (no on_drain will
+ * follow for it); otherwise on_drain fires once the queue empties. */
+size_t net_stream_queued(const net_stream *s);
+/* The peer's address as text ("127.0.0.1", "::1") into buf; 0 or a negative
+ * code. */
+int net_stream_peer(const net_stream *s, char *buf, size_t len);
 void *net_stream_user(const net_stream *s);
 void net_stream_set_user(net_stream *s, void *user);
 /* Set the stream's callbacks (a server hands accepted streams to an owner). */

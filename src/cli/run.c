@@ -1,0 +1,121 @@
+/* cli/run.c: `cutover run SCRIPT`, with Artillery's flags. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "loadtest/loadtest.h"
+
+static void run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cutover run [options] SCRIPT.yml\n"
+            "\n"
+            "Runs an Artillery v2 test script (no JavaScript is run; see README).\n"
+            "\n"
+            "  -t, --target URL          set or override config.target\n"
+            "  -e, --environment NAME    use config.environments.NAME\n"
+            "  -o, --output FILE|DIR     write the JSON report (Artillery's shape)\n"
+            "      --overrides JSON      deep-merge JSON into the script (arrays replace)\n"
+            "  -v, --variables JSON      add to config.variables\n"
+            "  -k, --insecure            do not verify TLS certificates\n"
+            "  -q, --quiet               print only the test run id\n"
+            "      --workers N           worker threads, each with its own event loop (default 1)\n"
+            "      --seed N              seed the random choices (scenario picks, list variables)\n"
+            "  -h, --help                this text\n"
+            "\n"
+            "Exit status: 0 done, 1 ensure failed or the script could not run, 21 an expect\n"
+            "check failed, 130/143 stopped by SIGINT/SIGTERM (the partial report is written).\n");
+}
+
+static const char *const run_flags[] = {
+    "--target", "--environment", "--output", "--overrides", "--variables",
+    "--insecure", "--quiet", "--workers", "--seed", "--help",
+};
+
+static int output_ok(const char *out)
+{
+    struct stat st;
+    if (stat(out, &st) == 0)
+        return 0;
+    char *dir = cu_dirname(out);
+    int ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok)
+        fprintf(stderr, "cutover: error: Path does not exist: %s\n", dir);
+    free(dir);
+    return ok ? 0 : -1;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    enum { OPT_OVERRIDES = 1000, OPT_WORKERS, OPT_SEED };
+    static const struct option longopts[] = {
+        {"target", required_argument, NULL, 't'},
+        {"environment", required_argument, NULL, 'e'},
+        {"output", required_argument, NULL, 'o'},
+        {"overrides", required_argument, NULL, OPT_OVERRIDES},
+        {"variables", required_argument, NULL, 'v'},
+        {"insecure", no_argument, NULL, 'k'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    lt_run_opts o;
+    memset(&o, 0, sizeof o);
+    o.workers = 1;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:e:o:v:kqh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't': o.load.target = optarg; break;
+        case 'e': o.load.environment = optarg; break;
+        case 'o': o.output = optarg; break;
+        case 'v': o.load.variables = optarg; break;
+        case 'k': o.load.insecure = true; break;
+        case 'q': o.quiet = true; break;
+        case OPT_OVERRIDES: o.load.overrides = optarg; break;
+        case OPT_WORKERS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "cutover: error: --workers takes a number from 1 to 256, not '%s'\n", optarg);
+                return 2;
+            }
+            o.workers = (int)n;
+            break;
+        }
+        case OPT_SEED: o.seed = strtoull(optarg, NULL, 10); break;
+        case 'h': run_usage(stdout); return 0;
+        default: {
+            const char *bad = argv[optind - 1];
+            if (optopt && c == '?' && strchr("teov", optopt))
+                fprintf(stderr, "cutover: error: option -%c needs a value\n", optopt);
+            else {
+                char name[64];
+                snprintf(name, sizeof name, "%.*s", (int)strcspn(bad, "="), bad);
+                const char *near = cu_nearest(name, run_flags, CU_ARRAY_LEN(run_flags));
+                fprintf(stderr, "cutover: error: unknown option '%s'%s%s%s\n", bad,
+                        near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+            }
+            run_usage(stderr);
+            return 2;
+        }
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "cutover: error: no script given\n"
+                                       : "cutover: error: one script at a time\n");
+        run_usage(stderr);
+        return 2;
+    }
+    o.load.path = argv[optind];
+    if (o.output && output_ok(o.output) != 0)
+        return LT_EXIT_FAIL;
+    return lt_run(&o);
+}

@@ -1,0 +1,119 @@
+/* loadtest/internal.h: what engine.c (workers and the run), vu.c (virtual
+ * users) and report.c (console, JSON, ensure) share. Not for other modules.
+ */
+#ifndef CUTOVER_LOADTEST_INTERNAL_H
+#define CUTOVER_LOADTEST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "http/http.h"
+#include "loadtest/loadtest.h"
+#include "net/net.h"
+#include "stats/stats.h"
+
+#define LT_WINDOW_MS 10000
+#define LT_LAG_METRIC "cutover.arrival_lag"
+
+typedef struct lt_run lt_run_t;
+typedef struct lt_worker lt_worker;
+typedef struct lt_vu lt_vu;
+
+/* Hot-path metric handles for the current window of one worker. */
+typedef struct lt_hot {
+    int64_t period;
+    mset_entry *requests, *request_rate, *responses, *bytes, *rt, *rt_class[6];
+    mset_entry *codes[600];
+    mset_entry *lag, *created, *completed, *failed, *session;
+    mset_entry **scenario_created;   /* per scenario */
+    mset_entry **ep_rt;              /* per request id: endpoint response_time */
+    mset_entry **ep_code;            /* per request id: endpoint codes.<last status> */
+    int *ep_code_status;
+} lt_hot;
+
+struct lt_worker {
+    lt_run_t *run;
+    int index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_timer_t arrival_timer;
+    uv_timer_t tick_timer;          /* window rotation, stop checks */
+    uv_async_t wake;                /* main -> worker: stop */
+    net_resolver *resolver;
+    net_tls *tls;                   /* created on first https use */
+    cu_rng rng;
+    lt_sched sched;
+    uint64_t next_t;                /* next owned arrival (ns from start) */
+    size_t next_phase;
+    bool sched_done;
+    uint64_t arrival_index;         /* global index of the next arrival */
+    uint64_t active;                /* users alive on this worker */
+    lt_vu *free_vus;                /* recycled users */
+    lt_vu *live_vus;                /* users running now */
+    mset *win;                      /* current window (may be NULL) */
+    lt_hot hot;
+    bool stopping;
+    atomic_llong passed;            /* windows before this period are final */
+};
+
+/* A finished window handed from a worker to the main thread. */
+typedef struct lt_window_msg {
+    mset *m;
+    struct lt_window_msg *next;
+} lt_window_msg;
+
+struct lt_run {
+    const lt_run_opts *opts;
+    lt_script *script;
+    char test_id[48];
+    http_url target;               /* parsed config.target */
+    bool target_ok;
+    char *target_prefix;           /* path part of the target, "" if none */
+    lt_tmpl **var_tmpls;           /* per config variable: template or NULL */
+    size_t nrequests;              /* request steps (ids 0..n-1) */
+    int *scenario_table;           /* weighted pick table */
+    size_t scenario_table_len;
+    uint64_t start_ns;             /* common start of the schedule */
+    int64_t start_wall_ms;
+    atomic_int stop;               /* 0, or the signal that stopped the run */
+    atomic_llong active_total;     /* users alive, all workers */
+    atomic_int expect_failed;
+    atomic_int workers_done;
+    int nworkers;
+    lt_worker *workers;
+    pthread_mutex_t lock;          /* guards inbox */
+    lt_window_msg *inbox;
+};
+
+/* ---- worker side (engine.c) ---------------------------------------------------------- */
+/* The window for `ts` (creating it; rotating and handing off the current
+ * one when ts is in a later period), and its hot handles. */
+mset *lt_worker_window(lt_worker *w, int64_t ts);
+lt_hot *lt_worker_hot(lt_worker *w, int64_t ts);
+net_tls *lt_worker_tls(lt_worker *w, char err[CU_ERRLEN]);
+
+/* ---- virtual users (vu.c) ------------------------------------------------------------ */
+/* Starts a user for an arrival intended at `intended_ns` (monotonic). */
+void lt_vu_start(lt_worker *w, uint64_t intended_ns);
+/* Frees a worker's recycled users (at worker exit). */
+void lt_vu_pool_free(lt_worker *w);
+/* Asks every live user of the worker to stop (the run is stopping). */
+void lt_vu_stop_all(lt_worker *w);
+void lt_vu_prepare(lt_run_t *run);   /* request ids, pick table (before threads) */
+
+/* ---- reports (report.c) --------------------------------------------------------------- */
+typedef struct lt_report lt_report;
+lt_report *lt_report_new(const lt_run_t *run);
+void lt_report_free(lt_report *r);
+/* A merged window is final: print it (unless quiet) and keep it. Takes m. */
+void lt_report_window(lt_report *r, mset *m);
+/* Console lines for phases. */
+void lt_report_phase(lt_report *r, size_t phase, bool started);
+/* The end: summary, ensure checks, JSON file. Returns the exit status
+ * contribution (0, or LT_EXIT_FAIL when ensure failed or the file could not
+ * be written). */
+int lt_report_finish(lt_report *r, int64_t total_ms);
+void lt_console_time(cu_buf *b, int64_t wall_ms);
+
+#endif

@@ -1,0 +1,69 @@
+/* loadtest/script_int.h: what the script loader's files share (script.c:
+ * the pipeline, config and plugins; script_flow.c: scenarios' steps;
+ * tmpl.c: templates). Not for the engine.
+ */
+#ifndef CUTOVER_LOADTEST_SCRIPT_INT_H
+#define CUTOVER_LOADTEST_SCRIPT_INT_H
+
+#include "loadtest/script.h"
+
+/* Number of function placeholders ($randomNumber, $randomString). */
+size_t lt_tmpl_nfuncs(const lt_tmpl *t);
+
+/* A variable used by a template, for the "never defined" lint. */
+typedef struct lt_use {
+    char *name;                 /* root name ("a" for "a.b[0]") */
+    size_t scenario;
+    const conf_node *at;
+} lt_use;
+
+typedef struct lt_defn {       /* a capture's `as` */
+    char *name;                 /* root name */
+    size_t scenario;
+} lt_defn;
+
+/* State of one load. Warnings that must appear once are counted here and
+ * printed by script.c at the end. */
+typedef struct lt_loader {
+    lt_script *s;
+    char *err;                  /* CU_ERRLEN: the first error */
+    bool default_strict;        /* config.(http.)defaults.strictCapture */
+    size_t scenario;            /* index of the scenario being compiled */
+    const char *scenario_name;
+    /* expect checks dropped because config.plugins.expect is not set */
+    size_t ignored_expects;
+    /* processor functions referenced anywhere (no JavaScript runs) */
+    char **funcs;
+    size_t nfuncs;
+    bool warned_parallel;
+    /* config.target's host and port, for metrics-by-endpoint names */
+    char *target_host, *target_port;
+    /* lint */
+    lt_use *uses;
+    size_t nuses;
+    lt_defn *defs;
+    size_t ndefs;
+} lt_loader;
+
+/* Compiles a flow (a list of steps; nested lists are flattened one level,
+ * as Artillery does for YAML aliases). Returns 0 or -EINVAL with L->err. */
+int lt_flow_compile(lt_loader *L, const conf_node *flow, lt_step **out, size_t *n);
+void lt_steps_free(lt_step *steps, size_t n);
+/* Records processor function names from a string or a list of strings.
+ * Returns 0 or -EINVAL (wrong type) with L->err. */
+int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what);
+/* Records the variables every template string under n reads. */
+void lt_loader_uses(lt_loader *L, const conf_node *n);
+/* "true" / "5" / "1.5" / the string: a scalar as JavaScript's String(x). */
+void lt_scalar_text(cu_buf *out, const conf_node *n);
+/* A template from a scalar (NULL with L->err for maps and lists). */
+lt_tmpl *lt_loader_tmpl(lt_loader *L, const conf_node *n, const char *what);
+/* Name/value pairs from a map of scalars; lower=true lower-cases names.
+ * Returns 0 or -EINVAL with L->err. */
+int lt_loader_kvs(lt_loader *L, const conf_node *map, const char *what, bool lower, lt_kv **out,
+                  size_t *n);
+void lt_kvs_free(lt_kv *kv, size_t n);
+/* Plain JSON from a node (strings as written: templates stay text). */
+json_t *lt_conf_json(const conf_node *n);
+
+#endif

@@ -1,0 +1,79 @@
+/* net internals shared by tcp.c (streams, listeners) and tls.c (the TLS
+ * transport). Not part of the module's interface: nothing outside src/net/
+ * includes this file.
+ *
+ * A stream is one malloc: the struct with its read buffer inline. Writes go
+ * out with uv_try_write when nothing is queued; what the kernel does not take
+ * is appended to `wq`, and at most one uv_write is in flight, from `wfly`
+ * (the two buffers are swapped, never freed while the stream lives), so a
+ * warmed-up stream writes without allocating.
+ *
+ * TLS: `ssl` reads ciphertext from `rbio` (fed by the read callback) and
+ * writes ciphertext to `wbio`, which tls.c drains into the raw write path
+ * after every OpenSSL call.
+ */
+#ifndef CUTOVER_NET_INT_H
+#define CUTOVER_NET_INT_H
+
+#include <openssl/ssl.h>
+
+#include "net/net.h"
+
+struct net_tls {
+    SSL_CTX *ctx;
+    bool server;
+    bool verify;
+};
+
+enum { NS_CONNECTING, NS_HANDSHAKE, NS_OPEN, NS_CLOSING };
+
+#define NET_RBUF_SIZE (16 * 1024)
+#define NET_TLS_PBUF_SIZE (16 * 1024)
+
+struct net_stream {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    uv_timer_t defer;            /* initialised only to report a synchronous failure */
+    uv_loop_t *loop;
+    const net_stream_cbs *cbs;
+    void *user;
+    int state;                   /* NS_* */
+    int handles;                 /* handles still to close before freeing */
+    int deferred_err;
+    bool is_server;
+    bool defer_init;
+    bool connect_fired;          /* on_connect delivered (client) */
+    bool ended;                  /* on_end delivered */
+    bool writing;                /* wreq in flight */
+    bool paused;
+    bool close_after_flush;      /* net_stream_end */
+    cu_buf wq;                   /* not yet handed to libuv */
+    cu_buf wfly;                 /* the uv_write in flight */
+    uint64_t bytes_in, bytes_out;
+    /* TLS (ssl == NULL for plain TCP) */
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    bool hs_done;
+    cu_buf tls_pending;          /* plaintext written before the handshake finished */
+    char *pbuf;                  /* plaintext from SSL_read */
+    char rbuf[NET_RBUF_SIZE];
+};
+
+/* tcp.c, used by tls.c */
+int net__raw_write(net_stream *s, const void *data, size_t len);
+void net__fire_connect(net_stream *s, int status);
+/* A failure: on_connect(err) for a client still connecting, else on_end(err). */
+void net__fire_fail(net_stream *s, int err);
+void net__fire_end(net_stream *s, int status);
+bool net__live(const net_stream *s); /* not closing and on_end not fired */
+
+/* tls.c, used by tcp.c */
+int net__tls_attach(net_stream *s, net_tls *t, const char *server_name);
+void net__tls_start(net_stream *s);                 /* client: send ClientHello */
+void net__tls_input(net_stream *s, const char *data, size_t len);
+int net__tls_write(net_stream *s, const void *data, size_t len);
+void net__tls_shutdown(net_stream *s);              /* queue close_notify */
+void net__tls_free(net_stream *s);
+
+#endif

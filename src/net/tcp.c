@@ -1,0 +1,477 @@
+/* net/tcp.c: streams over uv_tcp_t and listeners (see net.h for the contract).
+ *
+ * Invariants:
+ * - one malloc per stream (struct + read buffer), freed only in the last
+ *   close callback, after on_close;
+ * - the read buffer is the stream's own: alloc_cb never allocates;
+ * - writes try uv_try_write first; the rest waits in `wq`, with at most one
+ *   uv_write in flight (from `wfly`), so callbacks stay ordered and a warm
+ *   stream never allocates to write;
+ * - after net_stream_close (state NS_CLOSING) no callback but on_close fires:
+ *   every fire_* helper checks the state first, and callers re-check after
+ *   each owner callback because the owner may close from inside it.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net_int.h"
+
+static const net_stream_cbs no_cbs;
+
+static net_stream *stream_alloc(uv_loop_t *loop)
+{
+    net_stream *s = cu_malloc(sizeof *s);
+    memset(s, 0, offsetof(net_stream, rbuf));
+    s->loop = loop;
+    s->cbs = &no_cbs;
+    uv_tcp_init(loop, &s->tcp);
+    s->tcp.data = s;
+    s->handles = 1;
+    return s;
+}
+
+static void stream_free(net_stream *s)
+{
+    net__tls_free(s);
+    cu_buf_free(&s->wq);
+    cu_buf_free(&s->wfly);
+    free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    net_stream *s = h->data;
+    if (--s->handles > 0)
+        return;
+    if (s->cbs->on_close)
+        s->cbs->on_close(s);
+    stream_free(s);
+}
+
+bool net__live(const net_stream *s)
+{
+    return s->state != NS_CLOSING && !s->ended && !s->close_after_flush;
+}
+
+void net__fire_connect(net_stream *s, int status)
+{
+    if (s->state == NS_CLOSING || s->connect_fired)
+        return;
+    s->connect_fired = true;
+    if (status == 0)
+        s->state = NS_OPEN;
+    if (s->cbs->on_connect)
+        s->cbs->on_connect(s, status);
+}
+
+void net__fire_end(net_stream *s, int status)
+{
+    if (!net__live(s))
+        return;
+    s->ended = true;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    if (s->cbs->on_end)
+        s->cbs->on_end(s, status);
+}
+
+void net__fire_fail(net_stream *s, int err)
+{
+    if (s->state == NS_CLOSING)
+        return;
+    if (!s->is_server && !s->connect_fired) {
+        s->ended = true;
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        net__fire_connect(s, err);
+    } else {
+        net__fire_end(s, err);
+    }
+}
+
+/* ---- deferred failure (a synchronous error must still be reported later) -- */
+static void on_defer(uv_timer_t *t)
+{
+    net_stream *s = t->data;
+    net__fire_fail(s, s->deferred_err);
+}
+
+static void fail_later(net_stream *s, int err)
+{
+    if (!s->defer_init) {
+        uv_timer_init(s->loop, &s->defer);
+        s->defer.data = s;
+        s->defer_init = true;
+        s->handles++;
+    }
+    s->deferred_err = err;
+    uv_timer_start(&s->defer, on_defer, 0, 0);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    net_stream *s = h->data;
+    buf->base = s->rbuf;
+    buf->len = sizeof s->rbuf;
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    net_stream *s = st->data;
+    if (nread == 0 || s->state == NS_CLOSING)
+        return;
+    if (nread < 0) {
+        int err = (int)nread;
+        if (s->ssl && !s->hs_done && err == UV_EOF)
+            err = UV_ECONNRESET; /* as Node: closed before the handshake finished */
+        net__fire_fail(s, err);
+        return;
+    }
+    s->bytes_in += (uint64_t)nread;
+    if (s->close_after_flush)
+        return; /* ending: input is discarded */
+    if (s->ssl)
+        net__tls_input(s, s->rbuf, (size_t)nread);
+    else if (s->cbs->on_read)
+        s->cbs->on_read(s, s->rbuf, (size_t)nread);
+}
+
+static void start_reading(net_stream *s)
+{
+    if (!s->paused)
+        uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+static void on_written(uv_write_t *req, int status);
+
+static void flush_queue(net_stream *s)
+{
+    cu_buf tmp = s->wfly;
+    s->wfly = s->wq;
+    s->wq = tmp;
+    cu_buf_reset(&s->wq);
+    uv_buf_t b = uv_buf_init(s->wfly.data, (unsigned)s->wfly.len);
+    int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        cu_buf_reset(&s->wfly);
+        fail_later(s, rc);
+        return;
+    }
+    s->writing = true;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    net_stream *s = req->handle->data;
+    s->writing = false;
+    cu_buf_reset(&s->wfly);
+    if (s->state == NS_CLOSING)
+        return;
+    if (status < 0) {
+        if (s->close_after_flush)
+            net_stream_close(s);
+        else
+            net__fire_fail(s, status);
+        return;
+    }
+    if (s->wq.len) {
+        flush_queue(s);
+        return;
+    }
+    if (s->close_after_flush) {
+        net_stream_close(s);
+        return;
+    }
+    if (s->cbs->on_drain && !s->ended)
+        s->cbs->on_drain(s);
+}
+
+int net__raw_write(net_stream *s, const void *data, size_t len)
+{
+    if (s->state == NS_CLOSING)
+        return UV_EPIPE;
+    if (len == 0)
+        return 0;
+    s->bytes_out += len;
+    if (!s->writing && s->wq.len == 0 && s->state != NS_CONNECTING) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        if (n == (int)len)
+            return 0;
+        if (n > 0) {
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        }
+        /* EAGAIN, a partial write, or a real error: uv_write below reports
+         * the error (if any) asynchronously through on_written. */
+    }
+    cu_buf_append(&s->wq, data, len);
+    if (!s->writing && s->state != NS_CONNECTING)
+        flush_queue(s);
+    return 0;
+}
+
+int net_write(net_stream *s, const void *data, size_t len)
+{
+    if (s->state == NS_CLOSING || s->close_after_flush)
+        return UV_EPIPE;
+    if (s->ssl)
+        return net__tls_write(s, data, len);
+    return net__raw_write(s, data, len);
+}
+
+size_t net_stream_queued(const net_stream *s)
+{
+    size_t n = s->wq.len + s->wfly.len;
+    if (s->ssl)
+        n += s->tls_pending.len;
+    return n;
+}
+
+/* ---- connecting --------------------------------------------------------- */
+static void on_connected(uv_connect_t *req, int status)
+{
+    net_stream *s = req->handle->data;
+    if (s->state == NS_CLOSING)
+        return; /* UV_ECANCELED from net_stream_close */
+    if (status < 0) {
+        net__fire_fail(s, status);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    start_reading(s);
+    if (s->ssl) {
+        s->state = NS_HANDSHAKE;
+        net__tls_start(s);
+        return;
+    }
+    s->state = NS_OPEN;
+    if (s->wq.len && !s->writing)
+        flush_queue(s);
+    net__fire_connect(s, 0);
+}
+
+net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
+                        const char *server_name, const net_stream_cbs *cbs, void *user)
+{
+    net_stream *s = stream_alloc(loop);
+    s->cbs = cbs ? cbs : &no_cbs;
+    s->user = user;
+    s->state = NS_CONNECTING;
+    if (tls) {
+        int rc = net__tls_attach(s, tls, server_name);
+        if (rc < 0) {
+            fail_later(s, rc);
+            return s;
+        }
+    }
+    int rc = uv_tcp_connect(&s->creq, &s->tcp, addr, on_connected);
+    if (rc < 0)
+        fail_later(s, rc);
+    return s;
+}
+
+/* ---- the rest of the stream API ------------------------------------------ */
+void net_pause(net_stream *s)
+{
+    if (s->paused)
+        return;
+    s->paused = true;
+    if (s->state != NS_CLOSING && s->state != NS_CONNECTING)
+        uv_read_stop((uv_stream_t *)&s->tcp);
+}
+
+void net_resume(net_stream *s)
+{
+    if (!s->paused)
+        return;
+    s->paused = false;
+    if (net__live(s) && s->state != NS_CONNECTING)
+        start_reading(s);
+}
+
+void net_stream_close(net_stream *s)
+{
+    if (s->state == NS_CLOSING)
+        return;
+    if (s->ssl && s->hs_done && !s->close_after_flush && !s->ended)
+        net__tls_shutdown(s); /* best effort: goes out only if try_write takes it */
+    s->state = NS_CLOSING;
+    uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+    if (s->defer_init)
+        uv_close((uv_handle_t *)&s->defer, on_handle_closed);
+}
+
+void net_stream_end(net_stream *s)
+{
+    if (s->state == NS_CLOSING || s->close_after_flush)
+        return;
+    if (s->state == NS_CONNECTING || s->ended) {
+        net_stream_close(s);
+        return;
+    }
+    if (s->ssl && s->hs_done)
+        net__tls_shutdown(s);
+    s->close_after_flush = true;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    if (!s->writing && s->wq.len == 0)
+        net_stream_close(s);
+}
+
+void *net_stream_user(const net_stream *s) { return s->user; }
+void net_stream_set_user(net_stream *s, void *user) { s->user = user; }
+void net_stream_set_cbs(net_stream *s, const net_stream_cbs *cbs) { s->cbs = cbs ? cbs : &no_cbs; }
+uint64_t net_stream_bytes_in(const net_stream *s) { return s->bytes_in; }
+uint64_t net_stream_bytes_out(const net_stream *s) { return s->bytes_out; }
+
+int net_stream_peer(const net_stream *s, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    int rc = uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &n);
+    if (rc < 0)
+        return rc;
+    if (ss.ss_family == AF_INET6)
+        return uv_ip6_name((const struct sockaddr_in6 *)&ss, buf, len);
+    return uv_ip4_name((const struct sockaddr_in *)&ss, buf, len);
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+struct net_listener {
+    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    net_tls *tls;
+    net_accept_cb cb;
+    void *user;
+    int port;
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    net_listener *l = server->data;
+    if (status < 0)
+        return; /* EMFILE and friends: libuv retries on the next readiness */
+    net_stream *s = stream_alloc(l->loop);
+    s->is_server = true;
+    if (uv_accept(server, (uv_stream_t *)&s->tcp) < 0) {
+        s->state = NS_CLOSING;
+        uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    s->state = NS_OPEN;
+    if (l->tls) {
+        if (net__tls_attach(s, l->tls, NULL) < 0) {
+            net_stream_close(s);
+            return;
+        }
+        s->state = NS_HANDSHAKE;
+    }
+    start_reading(s);
+    l->cb(l, s, l->user);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, net_tls *tls,
+               net_accept_cb cb, void *user, char err[CU_ERRLEN])
+{
+    *out = NULL;
+    if (port < 0 || port > 65535) {
+        snprintf(err, CU_ERRLEN, "invalid port %d", port);
+        return -EINVAL;
+    }
+    const char *h = host && *host ? host : "0.0.0.0";
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(h, portstr, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, CU_ERRLEN, "cannot resolve listen address %s: %s", h, gai_strerror(gai));
+        return -EINVAL;
+    }
+    int rc = 0, one = 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, CU_ERRLEN, "socket: %s", strerror(errno));
+        goto fail_ai;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        rc = -errno;
+        snprintf(err, CU_ERRLEN, "setsockopt: %s", strerror(errno));
+        goto fail_fd;
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        rc = -errno;
+        snprintf(err, CU_ERRLEN, "cannot listen on %s:%d: %s", h, port, strerror(errno));
+        goto fail_fd;
+    }
+    if (listen(fd, 1024) < 0) {
+        rc = -errno;
+        snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, strerror(errno));
+        goto fail_fd;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        rc = -errno;
+        snprintf(err, CU_ERRLEN, "getsockname: %s", strerror(errno));
+        goto fail_fd;
+    }
+    net_listener *l = cu_calloc(1, sizeof *l);
+    l->loop = loop;
+    l->tls = tls;
+    l->cb = cb;
+    l->user = user;
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    uv_tcp_init(loop, &l->tcp);
+    l->tcp.data = l;
+    rc = uv_tcp_open(&l->tcp, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    if (rc < 0) {
+        snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed); /* closes fd too */
+        freeaddrinfo(ai);
+        return rc;
+    }
+    freeaddrinfo(ai);
+    *out = l;
+    return 0;
+
+fail_fd:
+    close(fd);
+fail_ai:
+    freeaddrinfo(ai);
+    return rc;
+}
+
+int net_listener_port(const net_listener *l)
+{
+    return l->port;
+}
+
+void net_listener_close(net_listener *l)
+{
+    if (l)
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+}
