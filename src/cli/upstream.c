@@ -3,6 +3,7 @@
  * "listening on" line, writes --port-file, and waits on a uv_signal. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,16 +59,23 @@ static const char *const OPTIONS[] = {
     "--workers", "--port-file", "--seed", "--help",
 };
 
+/* The signals are caught from before the service starts, so a SIGTERM sent
+ * right after the "listening" line can never kill the process. */
 typedef struct {
+    uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     int signum;
 } waiter;
 
-static int usage_error(const char *fmt, const char *a, const char *b)
+static int usage_error(const char *fmt, ...) CU_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "cutover upstream: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\nrun 'cutover upstream --help' for the options\n");
+    va_end(ap);
     return 2;
 }
 
@@ -98,7 +106,7 @@ static int write_port_file(const char *path, int port)
     if (rc < 0)
         remove(tmp);
     free(tmp);
-    return rc ? rc : 0;
+    return rc;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -109,22 +117,35 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&w->sigterm, NULL);
 }
 
-/* Blocks until SIGINT or SIGTERM. */
-static int wait_for_signal(void)
+static int waiter_init(waiter *w)
 {
-    uv_loop_t loop;
-    waiter w = {.signum = 0};
-    int rc = uv_loop_init(&loop);
+    memset(w, 0, sizeof *w);
+    int rc = uv_loop_init(&w->loop);
     if (rc < 0)
         return rc;
-    uv_signal_init(&loop, &w.sigint);
-    uv_signal_init(&loop, &w.sigterm);
-    w.sigint.data = w.sigterm.data = &w;
-    uv_signal_start(&w.sigint, on_signal, SIGINT);
-    uv_signal_start(&w.sigterm, on_signal, SIGTERM);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    return w.signum;
+    uv_signal_init(&w->loop, &w->sigint);
+    uv_signal_init(&w->loop, &w->sigterm);
+    w->sigint.data = w->sigterm.data = w;
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    return 0;
+}
+
+/* Blocks until SIGINT or SIGTERM (already caught ones count). */
+static int waiter_wait(waiter *w)
+{
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    return w->signum;
+}
+
+/* When start-up fails after waiter_init. */
+static void waiter_close(waiter *w)
+{
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
 }
 
 int cmd_upstream(int argc, char **argv)
@@ -142,7 +163,7 @@ int cmd_upstream(int argc, char **argv)
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0)
-            return usage_error("unexpected argument '%s'%s", arg, "");
+            return usage_error("unexpected argument '%s'", arg);
         char name[64];
         const char *eq = strchr(arg, '=');
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -150,25 +171,29 @@ int cmd_upstream(int argc, char **argv)
         bool known = false;
         for (size_t k = 0; k < CU_ARRAY_LEN(OPTIONS); k++)
             known |= !strcmp(name, OPTIONS[k]);
-        if (!known || !strcmp(name, "--help")) {
+        if (!strcmp(name, "--help")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if (!known) {
             const char *near = cu_nearest(name, OPTIONS, CU_ARRAY_LEN(OPTIONS));
             if (near)
                 return usage_error("unknown option '%s' (did you mean '%s'?)", name, near);
-            return usage_error("unknown option '%s'%s", name, "");
+            return usage_error("unknown option '%s'", name);
         }
         if (eq)
             val = eq + 1;
         else if (i + 1 < argc)
             val = argv[++i];
         else
-            return usage_error("option '%s' needs a value%s", name, "");
+            return usage_error("option '%s' needs a value", name);
 
         uint64_t u;
         if (!strcmp(name, "--listen")) {
             listen = val;
         } else if (!strcmp(name, "--color")) {
             if (!*val)
-                return usage_error("--color needs a name%s%s", "", "");
+                return usage_error("--color needs a name");
             cfg.color = val;
         } else if (!strcmp(name, "--latency")) {
             latency = val;
@@ -176,8 +201,8 @@ int cmd_upstream(int argc, char **argv)
             char *end;
             double p = strtod(val, &end);
             if (!*val || *end || !(p >= 0 && p <= 1))
-                return usage_error("invalid --error-rate '%s': want a number from 0 to 1%s",
-                                   val, "");
+                return usage_error("invalid --error-rate '%s': want a number from 0 to 1",
+                                   val);
             cfg.error_rate = p;
         } else if (!strcmp(name, "--tls-cert")) {
             cfg.tls_cert = val;
@@ -185,35 +210,43 @@ int cmd_upstream(int argc, char **argv)
             cfg.tls_key = val;
         } else if (!strcmp(name, "--workers")) {
             if (!parse_u64(val, 256, &u) || u == 0)
-                return usage_error("invalid --workers '%s': want 1 to 256%s", val, "");
+                return usage_error("invalid --workers '%s': want 1 to 256", val);
             cfg.workers = (int)u;
         } else if (!strcmp(name, "--port-file")) {
             port_file = val;
         } else if (!strcmp(name, "--seed")) {
             if (!parse_u64(val, UINT64_MAX, &u))
-                return usage_error("invalid --seed '%s': want a non-negative integer%s", val, "");
+                return usage_error("invalid --seed '%s': want a non-negative integer", val);
             cfg.seed = u;
             cfg.has_seed = true;
         }
     }
     if (latency && upstream_latency_parse(&cfg.latency, latency, err) < 0)
-        return usage_error("%s%s", err, "");
+        return usage_error("%s", err);
     if ((cfg.tls_cert != NULL) != (cfg.tls_key != NULL))
-        return usage_error("--tls-cert and --tls-key go together%s%s", "", "");
+        return usage_error("--tls-cert and --tls-key go together");
     if (net_split_hostport(listen, &host, &cfg.port, err) < 0)
-        return usage_error("--listen: %s%s", err, "");
-    cfg.host = *host ? host : "127.0.0.1";
+        return usage_error("--listen: %s", err);
+    /* the listener takes literal addresses; "localhost" is the usual one */
+    cfg.host = !*host || !strcmp(host, "localhost") ? "127.0.0.1" : host;
 
     signal(SIGPIPE, SIG_IGN);
+    waiter w;
+    int rc = waiter_init(&w);
+    if (rc < 0) {
+        fprintf(stderr, "cutover upstream: cannot watch signals: %s\n", uv_strerror(rc));
+        status = 1;
+        goto out;
+    }
     upstream *u = NULL;
     if (upstream_start(&u, &cfg, err) < 0) {
         fprintf(stderr, "cutover upstream: cannot listen on %s: %s\n", listen, err);
         status = 1;
-        goto out;
+        goto close_waiter;
     }
     int port = upstream_port(u);
-    if (port_file && write_port_file(port_file, port) < 0) {
-        fprintf(stderr, "cutover upstream: cannot write %s: %s\n", port_file, strerror(errno));
+    if (port_file && (rc = write_port_file(port_file, port)) < 0) {
+        fprintf(stderr, "cutover upstream: cannot write %s: %s\n", port_file, strerror(-rc));
         status = 1;
         goto stop;
     }
@@ -222,15 +255,14 @@ int cmd_upstream(int argc, char **argv)
            cfg.tls_cert ? "https" : "http", v6 ? "[" : "", cfg.host, v6 ? "]" : "", port,
            cfg.color);
     fflush(stdout);
-    int sig = wait_for_signal();
-    if (sig < 0) {
-        fprintf(stderr, "cutover upstream: cannot wait for signals: %s\n", uv_strerror(sig));
-        status = 1;
-        goto stop;
-    }
+    waiter_wait(&w);
+    upstream_stop(u);
     status = 0;
+    goto out;
 stop:
     upstream_stop(u);
+close_waiter:
+    waiter_close(&w);
 out:
     free(host);
     return status;

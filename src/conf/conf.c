@@ -195,7 +195,9 @@ static ssize_t map_index(const conf_node *map, const char *key)
 
 void conf_set(conf_node *map, const char *key, conf_node *value)
 {
-    if (!map || map->type != CONF_MAP) {
+    if (!value)
+        value = node_new(CONF_NULL, cli_name, 0, 0);
+    if (!map || map->type != CONF_MAP || !key) {
         conf_free(value);
         return;
     }
@@ -425,6 +427,68 @@ size_t conf_check_keys(const conf_node *map, const char *const *allowed, size_t 
     return unknown;
 }
 
+/* ---- key index -------------------------------------------------------------------- */
+/* An open-addressing hash of a map's keys (slots hold index+1), built only
+ * once the map has 8 keys, so that duplicate checks while parsing and
+ * conf_merge stay linear on big maps. Valid while the map only grows through
+ * node_push followed by keyidx_added. */
+typedef struct keyidx {
+    size_t *slots;
+    size_t cap;
+} keyidx;
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void keyidx_put(keyidx *x, const conf_node *m, size_t i)
+{
+    size_t mask = x->cap - 1;
+    size_t h = hash_str(m->keys[i]->str) & mask;
+    while (x->slots[h])
+        h = (h + 1) & mask;
+    x->slots[h] = i + 1;
+}
+
+/* Index of key in map m, or -1. */
+static ssize_t keyidx_find(keyidx *x, const conf_node *m, const char *key)
+{
+    if (m->n < 8)
+        return map_index(m, key);
+    if (x->cap < m->n * 2) {
+        free(x->slots);
+        x->cap = 16;
+        while (x->cap < m->n * 4)
+            x->cap *= 2;
+        x->slots = cu_calloc(x->cap, sizeof *x->slots);
+        for (size_t i = 0; i < m->n; i++)
+            keyidx_put(x, m, i);
+    }
+    size_t mask = x->cap - 1;
+    for (size_t h = hash_str(key) & mask; x->slots[h]; h = (h + 1) & mask)
+        if (strcmp(m->keys[x->slots[h] - 1]->str, key) == 0)
+            return (ssize_t)(x->slots[h] - 1);
+    return -1;
+}
+
+/* Call after node_push on m. */
+static void keyidx_added(keyidx *x, const conf_node *m)
+{
+    if (!x->slots)
+        return;
+    if (x->cap >= m->n * 2) {
+        keyidx_put(x, m, m->n - 1);
+    } else { /* the next find rebuilds it bigger */
+        free(x->slots);
+        x->slots = NULL;
+        x->cap = 0;
+    }
+}
+
 /* ---- merge ------------------------------------------------------------------------ */
 /* dst becomes a copy of src (same pointer, so parents need no update). */
 static void replace_in_place(conf_node *dst, const conf_node *src)
@@ -446,16 +510,18 @@ void conf_merge(conf_node *dst, const conf_node *src, bool arrays_replace)
     if (!dst || !src)
         return;
     if (dst->type == CONF_MAP && src->type == CONF_MAP) {
+        keyidx x = {NULL, 0};
         for (size_t i = 0; i < src->n; i++) {
-            const char *k = src->keys[i]->str;
-            ssize_t j = map_index(dst, k);
-            if (j < 0)
+            ssize_t j = keyidx_find(&x, dst, src->keys[i]->str);
+            if (j < 0) {
                 node_push(dst, conf_clone(src->keys[i]), conf_clone(src->items[i]));
-            else if (mergeable(dst->items[j], src->items[i], arrays_replace))
+                keyidx_added(&x, dst);
+            } else if (mergeable(dst->items[j], src->items[i], arrays_replace))
                 conf_merge(dst->items[j], src->items[i], arrays_replace);
             else
                 replace_in_place(dst->items[j], src->items[i]);
         }
+        free(x.slots);
         return;
     }
     if (!arrays_replace && dst->type == CONF_SEQ && src->type == CONF_SEQ) {
@@ -480,8 +546,7 @@ typedef struct frame {
     char *anchor;          /* recorded when the node completes */
     conf_node **merges;    /* map: sources of `<<`, applied at the end */
     size_t nmerges;
-    size_t *ht;            /* map: open-addressing index of keys (i+1), from 8 keys on */
-    size_t htcap;
+    keyidx idx;            /* map: its keys, for duplicates and merges */
 } frame;
 
 typedef struct anchor {
@@ -515,55 +580,15 @@ static void berr(builder *b, int line, int col, const char *fmt, ...)
     va_end(ap);
 }
 
-static size_t hash_str(const char *s)
-{
-    size_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static void ht_put(frame *f, size_t idx)
-{
-    size_t mask = f->htcap - 1;
-    size_t h = hash_str(f->node->keys[idx]->str) & mask;
-    while (f->ht[h])
-        h = (h + 1) & mask;
-    f->ht[h] = idx + 1;
-}
-
-/* Index of key in the frame's map, or -1; keeps the hash index in step. */
 static ssize_t frame_find(frame *f, const char *key)
 {
-    conf_node *m = f->node;
-    if (m->n < 8)
-        return map_index(m, key);
-    if (f->htcap < m->n * 2) {
-        free(f->ht);
-        f->htcap = 16;
-        while (f->htcap < m->n * 4)
-            f->htcap *= 2;
-        f->ht = cu_calloc(f->htcap, sizeof *f->ht);
-        for (size_t i = 0; i < m->n; i++)
-            ht_put(f, i);
-    }
-    size_t mask = f->htcap - 1;
-    for (size_t h = hash_str(key) & mask; f->ht[h]; h = (h + 1) & mask)
-        if (strcmp(m->keys[f->ht[h] - 1]->str, key) == 0)
-            return (ssize_t)(f->ht[h] - 1);
-    return -1;
+    return keyidx_find(&f->idx, f->node, key);
 }
 
 static void frame_push_item(frame *f, conf_node *key, conf_node *item)
 {
     node_push(f->node, key, item);
-    if (f->ht && f->htcap >= f->node->n * 2)
-        ht_put(f, f->node->n - 1);
-    else if (f->ht) { /* let frame_find rebuild it bigger */
-        free(f->ht);
-        f->ht = NULL;
-        f->htcap = 0;
-    }
+    keyidx_added(&f->idx, f->node);
 }
 
 static void frame_release(frame *f)
@@ -574,7 +599,7 @@ static void frame_release(frame *f)
     for (size_t i = 0; i < f->nmerges; i++)
         conf_free(f->merges[i]);
     free(f->merges);
-    free(f->ht);
+    free(f->idx.slots);
 }
 
 static void record_anchor(builder *b, const char *name, const conf_node *n)
@@ -686,7 +711,7 @@ static bool close_frame(builder *b)
         conf_free(m);
     }
     free(f.merges);
-    free(f.ht);
+    free(f.idx.slots);
     record_anchor(b, f.anchor, f.node);
     free(f.anchor);
     return attach(b, f.node, false);
@@ -844,6 +869,8 @@ static bool on_event(builder *b, const yaml_event_t *ev)
 
 conf_node *conf_parse(const char *text, size_t len, const char *file, char err[CU_ERRLEN])
 {
+    if (!text)
+        text = "", len = 0;
     builder b = {.text = text, .len = len, .file = fname_new(file ? file : "<input>"), .err = err};
     yaml_parser_t p;
     bool ok = false, done = false;

@@ -31,9 +31,15 @@
 enum {
     HTTP_E_PARSE = -32001,   /* malformed or truncated response: "HPE_..." name */
     HTTP_E_CLOSED = -32002,  /* the server closed before answering: ECONNRESET */
+    /* Parse errors carry llhttp's reason: HTTP_E_PARSE_BASE - llhttp_errno
+     * ("HPE_INVALID_CONSTANT", "HPE_INVALID_EOF_STATE" for a truncated
+     * body, ...). Test with http_error_is_parse(), not == HTTP_E_PARSE. */
+    HTTP_E_PARSE_BASE = -32100,
 };
 /* Name for an error from this module or net (falls back to net_error_name). */
 const char *http_error_name(int err);
+/* HTTP_E_PARSE or one of the HTTP_E_PARSE_BASE - n codes. */
+bool http_error_is_parse(int err);
 
 typedef struct http_header {
     const char *name;

@@ -79,6 +79,22 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t len)
     return count_head(m, len);
 }
 
+/* RFC 9110 token characters; llhttp 8 in loose mode lets spaces through
+ * ("X : y"), which servers must refuse (request smuggling). */
+static bool is_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!strchr("!#$%&'*+-.^_`|~", ch) || ch == 0)
+            return false;
+    }
+    return true;
+}
+
 static int cb_header_field_complete(llhttp_t *p)
 {
     hp_msg *m = M(p);
@@ -86,6 +102,10 @@ static int cb_header_field_complete(llhttp_t *p)
         return 0;
     hp_span *s = &m->spans[m->nspans];
     s->name_len = (uint32_t)(m->raw.len - s->name_off);
+    if (!is_token(m->raw.data + s->name_off, s->name_len)) {
+        m->hpe = HPE_INVALID_HEADER_TOKEN;
+        return -1;
+    }
     cu_buf_appendc(&m->raw, '\0');
     s->value_off = (uint32_t)m->raw.len;
     return 0;
@@ -237,6 +257,8 @@ static int error_of(hp_msg *m, llhttp_errno_t e)
 {
     if (m->hpe == HP_HPE_BODY_TOO_LARGE)
         return HP_ERR_BODY;
+    if (m->hpe) /* set by one of our callbacks */
+        return HP_ERR;
     if (e == HPE_USER && m->head_bytes > m->max_header) {
         m->hpe = HP_HPE_HEADER_OVERFLOW;
         return HP_ERR_HEAD;

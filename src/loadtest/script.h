@@ -247,7 +247,7 @@ typedef struct lt_plugins {
     bool mbe_strip_query, mbe_only_names, mbe_ignore_unnamed, mbe_suppress_output;
     char *mbe_prefix;           /* "plugins.metrics-by-endpoint" or metricsNamespace */
     /* expect */
-    enum { LT_EXPECT_PRETTY, LT_EXPECT_JSON, LT_EXPECT_SILENT } expect_format;
+    enum { LT_EXPECT_PRETTY, LT_EXPECT_JSON, LT_EXPECT_SILENT, LT_EXPECT_PRETTY_ERROR } expect_format;
     bool expect_failures_as_errors;
 } lt_plugins;
 

@@ -65,5 +65,18 @@ int lt_loader_kvs(lt_loader *L, const conf_node *map, const char *what, bool low
 void lt_kvs_free(lt_kv *kv, size_t n);
 /* Plain JSON from a node (strings as written: templates stay text). */
 json_t *lt_conf_json(const conf_node *n);
+/* "a" for "a.b[0]" (allocated). */
+char *lt_root_name(const char *name);
+/* Seconds from a number (seconds), a numeric string (seconds) or an
+ * ms-style string ("500ms", "30s", "10min", "5m", "1h", "2d"). False when
+ * it is none of these or negative. */
+bool lt_parse_duration(const conf_node *n, double *seconds);
+
+/* One HTTP step (script_req.c). Returns 0 or -EINVAL with L->err; on error
+ * q is partly built and lt_request_free releases it. */
+/* Remembers config.target's host and port for endpoint names. */
+void lt_loader_set_target(lt_loader *L, const char *target);
+int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const conf_node *n);
+void lt_request_free(lt_request *q);
 
 #endif

@@ -409,6 +409,27 @@ static void test_check_keys(void **state)
     conf_free(d);
 }
 
+static void test_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cutover-conf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "config:\n  phases:\n    - duration: 60\n      arrivalRate: x\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char err[CU_ERRLEN];
+    conf_node *d = conf_load(path, err);
+    assert_non_null(d);
+    conf_node *rate = at(d, "config/phases/#0/arrivalRate");
+    conf_errf(err, rate, "arrivalRate must be a number, not %s", conf_type_name(rate->type));
+    char want[CU_ERRLEN];
+    snprintf(want, sizeof want, "%s:4:20: arrivalRate must be a number, not string", path);
+    assert_string_equal(err, want);
+    conf_free(d);
+    unlink(path);
+}
+
 static void test_empty(void **state)
 {
     (void)state;
@@ -422,6 +443,34 @@ static void test_empty(void **state)
     conf_node *d = parse("{}", "e.yml");
     assert_int_equal(d->type, CONF_MAP);
     assert_int_equal(d->n, 0);
+    conf_free(d);
+}
+
+/* Every prefix of a document with every feature parses or fails cleanly
+ * (positioned message, no leak). */
+static void test_prefixes(void **state)
+{
+    (void)state;
+    const char *text = "base: &b {x: 1, 'y': [1, 2.5, ~]}\n"
+                       "list:\n  - *b\n  - <<: [*b, {z: \"q\\u00e9\"}]\n    w: |\n      text\n"
+                       "json: {\"a\": [true, null, -0x1F]}\n"
+                       "? complex\n: !!str 12\n";
+    char err[CU_ERRLEN];
+    size_t ok = 0;
+    for (size_t n = 0; n <= strlen(text); n++) {
+        conf_node *d = conf_parse(text, n, "t.yml", err);
+        if (d) {
+            ok++;
+            conf_free(d);
+        } else {
+            assert_true(cu_startswith(err, "t.yml:"));
+        }
+    }
+    assert_true(ok > 10);
+    conf_node *d = parse(text, "t.yml");
+    assert_string_equal(at(d, "list/#1/z")->str, "q\xc3\xa9");
+    assert_int_equal(at(d, "list/#1/x")->i, 1);
+    assert_int_equal(at(d, "json/a/#2")->type, CONF_STRING); /* core schema: hex has no sign */
     conf_free(d);
 }
 
@@ -468,8 +517,9 @@ int main(void)
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_merge_keys),  cmocka_unit_test(test_json),
         cmocka_unit_test(test_conf_merge),  cmocka_unit_test(test_helpers),
-        cmocka_unit_test(test_check_keys),  cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_big),
+        cmocka_unit_test(test_check_keys),  cmocka_unit_test(test_load),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_prefixes),    cmocka_unit_test(test_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,620 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. Compares `cutover run` with wrk, ab and Artillery
+# on this machine and writes the results to bench/out/results.md.
+#
+# Contract:
+#   - Installs what it uses when missing (wrk, apache2-utils, nginx-light, time
+#     via apt-get as root, else prints the command and stops; Artillery 2.0.21
+#     into bench/node_modules via npm, skipped with a note when that fails).
+#   - Starts one target on CPU core 1 (nginx by default, or `cutover upstream`
+#     with BENCH_TARGET=upstream) on a free 127.0.0.1 port, and runs every load
+#     generator on core 0. All traffic goes to 127.0.0.1.
+#   - Measurements (each repeated BENCH_REPEAT times, the median reported):
+#       a. keep-alive req/s: wrk -t1 -c50 vs cutover (50 looping users)
+#       b. one connection per user: ab -c50 (no -k) req/s vs the highest
+#          arrival rate cutover delivers within 1% and within duration + 1 s
+#       c. arrivalRate 20000 for 20 s: delivered, elapsed, arrival lag p99, RSS
+#       d. Artillery vs cutover on the (b) script at 1000 and 3000 arrivals/s
+#   - Prints a summary table and writes it, with the exact commands, to
+#     bench/out/results.md (logs of every run in bench/out/logs/).
+#   - Everything it starts is stopped on exit (trap), every run has a timeout,
+#     and ip_local_port_range, when widened (root only), is restored.
+#   - Exit status: 0 when all measurements ran (whatever the ratios; set
+#     BENCH_STRICT=1 to also fail on a missed bar), 1 when something broke.
+#
+# Knobs (environment): CUTOVER (binary, default ./cutover), BENCH_TARGET
+# (nginx|upstream), BENCH_REPEAT (3), BENCH_ONLY ("a b c d"), BENCH_WORKERS
+# (cutover --workers, 1), BENCH_QUICK=1 (short runs, to test this script),
+# BENCH_NO_INSTALL=1, BENCH_STRICT=1, BENCH_PORT_RANGE ("10240 65535").
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+OUT=$BENCH/out
+PY=/usr/bin/python3
+CUTOVER=${CUTOVER:-$ROOT/cutover}
+TARGET_KIND=${BENCH_TARGET:-nginx}
+REPEAT=${BENCH_REPEAT:-3}
+ONLY=${BENCH_ONLY:-a b c d}
+WORKERS=${BENCH_WORKERS:-1}
+QUICK=${BENCH_QUICK:-0}
+WANT_RANGE=${BENCH_PORT_RANGE:-10240 65535}
+ARTILLERY_VERSION=2.0.21
+ARTILLERY=$BENCH/node_modules/.bin/artillery
+
+# Durations and sizes (BENCH_QUICK shrinks them to check the script itself).
+if [[ $QUICK == 1 ]]; then
+    A_DUR=3; B_N=20000; B_DUR=2; C_RATE=20000; C_DUR=3; D_DUR=3
+    REPEAT=${BENCH_REPEAT:-1}
+else
+    A_DUR=10; B_N=100000; B_DUR=5; C_RATE=20000; C_DUR=20; D_DUR=20
+fi
+D_RATES="1000 3000"
+B_UP="1.0 1.25 1.5 1.75 2.0 2.5 3.0"
+B_DOWN="0.75 0.5 0.25"
+
+TMP=""
+TARGET_PID=""
+GEN_PID=""
+SAVED_RANGE=""
+POLICY_RC=""
+ERRORS=0
+MISSES=0
+ROWS=()        # summary rows: "measurement|peer|peer result|cutover result|ratio|bar|verdict"
+
+say() { printf 'bench: %s\n' "$*"; printf '%s\n' "$*" >>"${RUNLOG:-/dev/null}"; }
+warn() { printf 'bench: warning: %s\n' "$*" >&2; printf 'warning: %s\n' "$*" >>"${RUNLOG:-/dev/null}"; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [[ -n $GEN_PID ]]; then
+        kill -TERM -- "-$GEN_PID" 2>/dev/null
+        wait "$GEN_PID" 2>/dev/null
+    fi
+    stop_target
+    if [[ -n $SAVED_RANGE ]]; then
+        echo "$SAVED_RANGE" >/proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
+            printf 'bench: restored net.ipv4.ip_local_port_range to %s\n' "$SAVED_RANGE"
+    fi
+    [[ -n $POLICY_RC ]] && rm -f "$POLICY_RC"
+    if [[ -n $TMP && -d $TMP ]]; then
+        mkdir -p "$OUT/logs" && cp -r "$TMP"/. "$OUT/logs/" 2>/dev/null
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- small helpers ---------------------------------------------------------
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", ($1) }"; }
+# median of the non-empty arguments ("" when none)
+median() {
+    printf '%s\n' "$@" | awk 'NF' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2];
+                                  else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+ge() { awk "BEGIN { exit !(($1) >= ($2)) }"; }
+mb() { [[ -n $1 ]] && calc "$1 / 1024" 0 || echo "?"; }
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# http_ok URL: 0 when GET URL answers 200 within 1 s
+http_ok() {
+    "$PY" - "$1" <<'EOF' 2>/dev/null
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
+    r.read()
+    sys.exit(0 if r.status == 200 else 1)
+EOF
+}
+cpu_snap() { awk '/^cpu[0-9]+ / { print $1, $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+# cpu_busy BEFORE AFTER: "cpu0 99% cpu1 97%"
+cpu_busy() {
+    paste -d' ' "$1" "$2" | awk '{ b = $5 - $2; i = $6 - $3; t = b + i;
+        printf "%s%s %d%%", (NR > 1 ? " " : ""), $1, (t > 0 ? 100 * b / t : 0) }'
+}
+
+# record_cmd KEY CMD...: remembers the first command line of each kind for results.md
+record_cmd() {
+    local key=$1; shift
+    grep -q "^$key " "$TMP/commands.txt" 2>/dev/null && return 0
+    local line
+    line=$(printf '%q ' "$@")
+    line=${line//"$TMP"/\$TMP}
+    line=${line//"$ROOT"\//./}
+    printf '%s %s\n' "$key" "$line" >>"$TMP/commands.txt"
+}
+
+# run_gen NAME TIMEOUT CMD...: runs a load generator on core 0 under
+# /usr/bin/time, its output in $TMP/NAME.{out,err,time}. Sets RC, WALL (s),
+# RSS_KB, CPU (busy % of each core during the run).
+run_gen() {
+    local name=$1 tmo=$2; shift 2
+    local pfx=$TMP/$name t0 t1
+    record_cmd "${name%_[0-9]*}" taskset -c 0 "$@"
+    cpu_snap >"$pfx.cpu0"
+    t0=$(date +%s%N)
+    setsid -w taskset -c 0 /usr/bin/time -v -o "$pfx.time" \
+        timeout --foreground -k 5 "$tmo" "$@" >"$pfx.out" 2>"$pfx.err" </dev/null &
+    GEN_PID=$!
+    RC=0
+    wait "$GEN_PID" || RC=$?
+    GEN_PID=""
+    t1=$(date +%s%N)
+    cpu_snap >"$pfx.cpu1"
+    WALL=$(calc "($t1 - $t0) / 1e9" 3)
+    RSS_KB=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$pfx.time" 2>/dev/null || true)
+    CPU=$(cpu_busy "$pfx.cpu0" "$pfx.cpu1")
+    if [[ $RC == 124 || $RC == 137 ]]; then
+        warn "$name: timed out after ${tmo}s"
+    fi
+    return 0
+}
+
+# report_fields FILE: sets requests created completed failed span_s rt_p99
+# lag_p99 lag_max errors from an Artillery-shaped report; 1 when unreadable
+report_fields() {
+    local f
+    requests=0 created=0 completed=0 failed=0 span_s="" rt_p99="" lag_p99="" lag_max="" errors=""
+    f=$("$PY" "$BENCH/fields.py" "$1" 2>>"$RUNLOG") || return 1
+    eval "$f"
+}
+
+# gen_script TEMPLATE OUT KEY=VALUE...: copies a YAML template, replacing the
+# number on each line marked "# @KEY"
+gen_script() {
+    local tpl=$1 out=$2; shift 2
+    cp "$tpl" "$out"
+    local kv
+    for kv in "$@"; do
+        sed -i -E "s/^( *[A-Za-z]+: *)[0-9.]+( *# @${kv%%=*})\$/\1${kv#*=}\2/" "$out"
+        grep -q "# @${kv%%=*}\$" "$out" || die "gen_script: no @${kv%%=*} in $tpl"
+    done
+}
+
+# cutover_run NAME SCRIPT TIMEOUT: one `cutover run` of SCRIPT against the
+# target; sets what run_gen and report_fields set; 1 (with a note) on failure
+cutover_run() {
+    local name=$1 script=$2 tmo=$3
+    requests=0 created=0 completed=0 failed=0 span_s="" rt_p99="" lag_p99="" lag_max="" errors=""
+    run_gen "$name" "$tmo" "$CUTOVER" run "$script" -t "$TARGET_URL" -o "$TMP/$name.json" -q --workers "$WORKERS"
+    if [[ $RC != 0 ]] || ! report_fields "$TMP/$name.json"; then
+        warn "$name: cutover run failed (exit $RC): $(tail -n 3 "$TMP/$name.err" | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+row() { ROWS+=("$1"); }
+
+# ---- 1. install ------------------------------------------------------------
+install_tools() {
+    local pkgs=()
+    command -v wrk >/dev/null || pkgs+=(wrk)
+    command -v ab >/dev/null || pkgs+=(apache2-utils)
+    [[ $TARGET_KIND != nginx ]] || command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx-light)
+    [[ -x /usr/bin/time ]] || pkgs+=(time)
+    command -v taskset >/dev/null || pkgs+=(util-linux)
+    [[ -x $PY ]] || pkgs+=(python3)
+    if ((${#pkgs[@]})); then
+        if [[ ${BENCH_NO_INSTALL:-0} == 1 || $(id -u) != 0 ]]; then
+            die "missing tools; install them with: sudo apt-get install -y ${pkgs[*]}"
+        fi
+        # Keep the nginx package from starting its system service on port 80.
+        if [[ " ${pkgs[*]} " == *" nginx-light "* && ! -e /usr/sbin/policy-rc.d ]]; then
+            POLICY_RC=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC" && chmod +x "$POLICY_RC"
+        fi
+        say "installing: ${pkgs[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >"$TMP/apt.log" 2>&1 || {
+            apt-get update -q >>"$TMP/apt.log" 2>&1 &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >>"$TMP/apt.log" 2>&1
+        } || die "apt-get install ${pkgs[*]} failed: $(tail -n 3 "$TMP/apt.log")"
+        if [[ -n $POLICY_RC ]]; then rm -f "$POLICY_RC"; POLICY_RC=""; fi
+    fi
+    HAVE_ARTILLERY=0
+    if [[ " $ONLY " == *" d "* ]]; then
+        if [[ ! -x $ARTILLERY && ${BENCH_NO_INSTALL:-0} != 1 ]]; then
+            if command -v npm >/dev/null; then
+                say "installing Artillery $ARTILLERY_VERSION into bench/node_modules (npm)"
+                timeout 600 npm install --prefix "$BENCH" --ignore-scripts --no-audit --no-fund \
+                    "artillery@$ARTILLERY_VERSION" >"$TMP/npm.log" 2>&1 ||
+                    warn "npm install artillery@$ARTILLERY_VERSION failed (measurement d skipped): $(tail -n 2 "$TMP/npm.log" | tr '\n' ' ')"
+            else
+                warn "npm not found: measurement d (Artillery) skipped (apt-get install npm)"
+            fi
+        fi
+        if [[ -x $ARTILLERY ]]; then
+            HAVE_ARTILLERY=1
+            ART_VER=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
+                "$BENCH/node_modules/artillery/package.json" 2>/dev/null || echo "?")
+            [[ $ART_VER == "$ARTILLERY_VERSION" ]] || warn "Artillery in bench/node_modules is $ART_VER, not $ARTILLERY_VERSION"
+        fi
+    fi
+}
+
+# ---- ephemeral ports -------------------------------------------------------
+widen_ports() {
+    local f=/proc/sys/net/ipv4/ip_local_port_range cur lo hi
+    cur=$(tr -s ' \t' ' ' <"$f")
+    read -r lo hi <<<"$cur"
+    PORT_NOTE="net.ipv4.tcp_tw_reuse=$(cat /proc/sys/net/ipv4/tcp_tw_reuse) (2 = reuse TIME_WAIT ports for loopback only), ip_local_port_range=$lo-$hi"
+    read -r wlo whi <<<"$WANT_RANGE"
+    if ((lo <= wlo && hi >= whi)); then return 0; fi
+    if [[ $(id -u) == 0 ]] && echo "$WANT_RANGE" >"$f" 2>/dev/null; then
+        SAVED_RANGE="$lo $hi"
+        PORT_NOTE+=" widened to $wlo-$whi for the run (restored after)"
+        say "widened net.ipv4.ip_local_port_range $lo-$hi -> $wlo-$whi (restored on exit)"
+    else
+        PORT_NOTE+=" (not widened: needs root; (c) may run out of ports)"
+    fi
+}
+
+# ---- 2. target --------------------------------------------------------------
+stop_target() {
+    [[ -n $TARGET_PID ]] || return 0
+    kill -TERM "$TARGET_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do
+        kill -0 "$TARGET_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$TARGET_PID" 2>/dev/null || true
+    wait "$TARGET_PID" 2>/dev/null || true
+    TARGET_PID=""
+}
+
+write_nginx_conf() {
+    local dir=$1 port=$2
+    cat >"$dir/nginx.conf" <<EOF
+# generated by bench/run.sh: one worker, loopback, small fixed body
+worker_processes 1;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log off;
+  server_tokens off;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / { default_type text/plain; return 200 "hello from nginx\n"; }
+  }
+}
+EOF
+}
+
+start_target() {
+    local try port dir i
+    for try in 1 2 3 4 5; do
+        port=$(free_port)
+        if [[ $TARGET_KIND == nginx ]]; then
+            dir=$TMP/nginx
+            mkdir -p "$dir"
+            write_nginx_conf "$dir" "$port"
+            taskset -c 1 nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+                >"$dir/stdout.log" 2>&1 </dev/null &
+            TARGET_PID=$!
+            TARGET_DESC="nginx $(nginx -v 2>&1 | sed 's|.*/||') (nginx-light), 1 worker, pinned to core 1, GET / -> 200 with a 17-byte body, keep-alive, access_log off"
+        else
+            [[ -x $CUTOVER ]] || die "$CUTOVER not found: build it first (make cutover)"
+            taskset -c 1 "$CUTOVER" upstream --listen "127.0.0.1:$port" --workers 1 \
+                >"$TMP/upstream.log" 2>&1 </dev/null &
+            TARGET_PID=$!
+            TARGET_DESC="cutover upstream --workers 1, pinned to core 1"
+        fi
+        TARGET_URL="http://127.0.0.1:$port"
+        for i in $(seq 50); do
+            kill -0 "$TARGET_PID" 2>/dev/null || break
+            if http_ok "$TARGET_URL/"; then
+                say "target: $TARGET_DESC at $TARGET_URL (pid $TARGET_PID)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        warn "target did not come up on port $port (try $try): $(tail -n 2 "${dir:-$TMP}"/*.log 2>/dev/null | tr '\n' ' ')"
+        stop_target
+    done
+    die "could not start the $TARGET_KIND target"
+}
+
+# ---- 3a. keep-alive -----------------------------------------------------------
+measure_a() {
+    say "(a) keep-alive: wrk -t1 -c50 -d${A_DUR}s vs cutover, 50 looping users"
+    local i v wrk=() cut=() cpu_w="" cpu_c=""
+    for i in $(seq "$REPEAT"); do
+        run_gen "a_wrk_$i" $((A_DUR + 30)) wrk -t1 -c50 -d"${A_DUR}s" "$TARGET_URL/"
+        v=$(awk '/^Requests\/sec:/ { printf "%d", $2 }' "$TMP/a_wrk_$i.out")
+        if [[ $RC != 0 || -z $v ]]; then
+            warn "a_wrk_$i: wrk failed (exit $RC): $(tail -n 2 "$TMP/a_wrk_$i.err" "$TMP/a_wrk_$i.out" | tr '\n' ' ')"
+            continue
+        fi
+        grep -qE 'Non-2xx|Socket errors' "$TMP/a_wrk_$i.out" &&
+            warn "a_wrk_$i: $(grep -E 'Non-2xx|Socket errors' "$TMP/a_wrk_$i.out" | tr '\n' ' ')"
+        wrk+=("$v"); cpu_w=$CPU
+        say "  wrk run $i: $v req/s (cpu: $CPU)"
+    done
+    local wrk_rps
+    wrk_rps=$(median "${wrk[@]}")
+    if [[ -z $wrk_rps ]]; then
+        ERRORS=$((ERRORS + 1)); row "a. keep-alive req/s|wrk|failed|not run|-|>= 0.9|ERROR"; return
+    fi
+    # Each user loops so that the run lasts about A_DUR s at wrk's rate.
+    local count=$((${wrk_rps%.*} * A_DUR / 50))
+    ((count >= 1000)) || count=1000
+    gen_script "$BENCH/keepalive.yml" "$TMP/keepalive.yml" COUNT="$count"
+    local expect=$((count * 50)) secs basis
+    for i in $(seq "$REPEAT"); do
+        cutover_run "a_cut_$i" "$TMP/keepalive.yml" $((A_DUR * 4 + 30)) || continue
+        # Requests time: the report's counter span when it is plausible, else wall time.
+        if [[ -n $span_s ]] && ge "$span_s" "$WALL * 0.5" && ge "$WALL + 0.5" "$span_s"; then
+            secs=$span_s; basis="counter span"
+        else
+            secs=$WALL; basis="wall"
+        fi
+        v=$(calc "$requests / $secs" 0)
+        ((requests == expect)) || warn "a_cut_$i: $requests requests, expected $expect (errors: ${errors:-none})"
+        cut+=("$v"); cpu_c=$CPU
+        say "  cutover run $i: $requests requests in ${secs}s ($basis; wall ${WALL}s) = $v req/s, p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)"
+    done
+    local cut_rps ratio verdict
+    cut_rps=$(median "${cut[@]}")
+    if [[ -z $cut_rps ]]; then
+        ERRORS=$((ERRORS + 1))
+        row "a. keep-alive req/s (50 conns)|wrk -t1 -c50|$wrk_rps req/s|failed|-|>= 0.9|ERROR"; return
+    fi
+    ratio=$(calc "$cut_rps / $wrk_rps" 2)
+    if ge "$ratio" 0.9; then verdict=PASS; else verdict=MISS; MISSES=$((MISSES + 1)); fi
+    row "a. keep-alive req/s (50 conns)|wrk -t1 -c50 -d${A_DUR}s|$wrk_rps req/s|$cut_rps req/s|$ratio|>= 0.9|$verdict"
+    A_CPU="wrk: $cpu_w; cutover: $cpu_c"
+    say "  => wrk $wrk_rps req/s, cutover $cut_rps req/s, ratio $ratio ($verdict)"
+}
+
+# ---- 3b. one connection per user ------------------------------------------------
+# b_try RATE: majority of REPEAT runs at RATE deliver within 1% and in time.
+# Sets B_LAST (median delivered per second of the passing runs).
+b_try() {
+    local rate=$1 i pass=0 fail=0 need=$(((REPEAT + 1) / 2)) expect ok got=()
+    expect=$((rate * B_DUR))
+    gen_script "$BENCH/per-user.yml" "$TMP/b_$rate.yml" RATE="$rate" DURATION="$B_DUR"
+    for i in $(seq "$REPEAT"); do
+        ok=0
+        if cutover_run "b_cut_${rate}_$i" "$TMP/b_$rate.yml" $((B_DUR * 4 + 30)); then
+            if ge "$completed" "$expect * 0.99" && ge "$expect * 1.01" "$completed" &&
+                ((failed == 0)) && ge "$B_DUR + 1" "$WALL"; then
+                ok=1; got+=("$(calc "$completed / $B_DUR" 0)")
+            fi
+        else
+            ERRORS=$((ERRORS + 1))
+        fi
+        say "  cutover @${rate}/s run $i: $completed/$expect users completed, $failed failed, elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors} -> $([[ $ok == 1 ]] && echo ok || echo short)"
+        if [[ $ok == 1 ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+        ((pass >= need || fail >= need)) && break
+        sleep 1
+    done
+    B_LAST=$(median "${got[@]}")
+    ((pass >= need))
+}
+
+measure_b() {
+    say "(b) one connection per user: ab -n $B_N -c 50 (no -k) vs cutover arrivalRate for ${B_DUR}s"
+    local i v ab=()
+    for i in $(seq "$REPEAT"); do
+        run_gen "b_ab_$i" 300 ab -n "$B_N" -c 50 "$TARGET_URL/"
+        v=$(awk '/^Requests per second:/ { printf "%d", $4 }' "$TMP/b_ab_$i.out")
+        if [[ $RC != 0 || -z $v ]]; then
+            warn "b_ab_$i: ab failed (exit $RC): $(tail -n 2 "$TMP/b_ab_$i.err" | tr '\n' ' ')"
+            continue
+        fi
+        local bad
+        bad=$(awk '/^Failed requests:/ { f = $3 } /^Non-2xx responses:/ { n = $3 } END { if (f + n) print f + n }' "$TMP/b_ab_$i.out")
+        [[ -z $bad ]] || warn "b_ab_$i: $bad failed or non-2xx requests"
+        ab+=("$v")
+        say "  ab run $i: $v req/s (cpu: $CPU)"
+        sleep 1
+    done
+    local ab_rps
+    ab_rps=$(median "${ab[@]}")
+    if [[ -z $ab_rps ]]; then
+        ERRORS=$((ERRORS + 1)); row "b. new connection per user|ab -c50|failed|not run|-|>= 1.0|ERROR"; return
+    fi
+    ab_rps=${ab_rps%.*}
+    local f rate best="" best_f="" best_got=""
+    for f in $B_UP; do
+        rate=$(calc "$ab_rps * $f" 0)
+        say "  trying cutover at ${f}x ab = ${rate}/s"
+        if b_try "$rate"; then best=$rate; best_f=$f; best_got=$B_LAST; else break; fi
+    done
+    if [[ -z $best ]]; then
+        for f in $B_DOWN; do
+            rate=$(calc "$ab_rps * $f" 0)
+            say "  trying cutover at ${f}x ab = ${rate}/s"
+            if b_try "$rate"; then best=$rate; best_f=$f; best_got=$B_LAST; break; fi
+        done
+    fi
+    local ratio verdict
+    if [[ -z $best ]]; then
+        row "b. new connection per user|ab -n $B_N -c 50|$ab_rps req/s|< 0.25x ab|< 0.25|>= 1.0|MISS"
+        MISSES=$((MISSES + 1)); return
+    fi
+    ratio=$(calc "$best / $ab_rps" 2)
+    if ge "$ratio" 1.0; then verdict=PASS; else verdict=MISS; MISSES=$((MISSES + 1)); fi
+    local note=""
+    [[ $best_f == 3.0 ]] && note=" (highest rate tried)"
+    row "b. new connection per user|ab -n $B_N -c 50|$ab_rps req/s|${best}/s arrivals held (${best_got}/s completed)$note|$ratio|>= 1.0|$verdict"
+    say "  => ab $ab_rps req/s, cutover holds ${best}/s$note, ratio $ratio ($verdict)"
+}
+
+# ---- 3c. 20000 arrivals/s --------------------------------------------------------
+measure_c() {
+    local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
+    say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
+    gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
+    for i in $(seq "$REPEAT"); do
+        cutover_run "c_cut_$i" "$TMP/c.yml" $((C_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
+        cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB")
+        [[ -z $errors ]] || errs+=" run $i: $errors;"
+        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors}"
+        sleep 2
+    done
+    if ((${#cnt[@]} == 0)); then
+        row "c. arrivalRate $C_RATE x ${C_DUR}s|-|-|failed|-|within 1%|ERROR"; return
+    fi
+    local c e l r verdict
+    c=$(median "${cnt[@]}"); e=$(median "${el[@]}"); l=$(median "${lag[@]}"); r=$(median "${rss[@]}")
+    if ge "$c" "$expect * 0.99" && ge "$expect * 1.01" "$c" && ge "$C_DUR + 1" "$e"; then
+        verdict=PASS
+    else
+        verdict=MISS; MISSES=$((MISSES + 1))
+    fi
+    row "c. arrivalRate $C_RATE x ${C_DUR}s|(expected $expect)|-|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s|$verdict"
+    C_ERRS=$errs
+    [[ -z $errs ]] || say "  errors:$errs"
+}
+
+# ---- 3d. Artillery ------------------------------------------------------------
+measure_d() {
+    if [[ $HAVE_ARTILLERY != 1 ]]; then
+        row "d. Artillery $D_RATES/s|Artillery|not installed|-|-|-|SKIPPED"; return
+    fi
+    local rate i expect
+    for rate in $D_RATES; do
+        expect=$((rate * D_DUR))
+        gen_script "$BENCH/per-user.yml" "$TMP/d_$rate.yml" RATE="$rate" DURATION="$D_DUR"
+        say "(d) arrivalRate $rate for ${D_DUR}s ($expect users): Artillery $ART_VER vs cutover"
+        local a_cnt=() a_el=() a_rss=() a_p99=() c_cnt=() c_el=() c_rss=() c_p99=()
+        for i in $(seq "$REPEAT"); do
+            run_gen "d_art_${rate}_$i" $((D_DUR * 6 + 60)) env ARTILLERY_DISABLE_TELEMETRY=true \
+                NODE_OPTIONS="--require $BENCH/no-telemetry.js" \
+                "$ARTILLERY" run -t "$TARGET_URL" -o "$TMP/d_art_${rate}_$i.json" -q "$TMP/d_$rate.yml"
+            if [[ $RC != 0 ]] || ! report_fields "$TMP/d_art_${rate}_$i.json"; then
+                warn "d_art_${rate}_$i: artillery failed (exit $RC): $(tail -n 3 "$TMP/d_art_${rate}_$i.err" | tr '\n' ' ')"
+                ERRORS=$((ERRORS + 1)); continue
+            fi
+            a_cnt+=("$completed"); a_el+=("$WALL"); a_rss+=("$RSS_KB"); a_p99+=("$rt_p99")
+            say "  artillery run $i: $completed/$expect completed ($created created, $failed failed), elapsed ${WALL}s (counter span ${span_s:-?}s), response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors}"
+            cutover_run "d_cut_${rate}_$i" "$TMP/d_$rate.yml" $((D_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
+            c_cnt+=("$completed"); c_el+=("$WALL"); c_rss+=("$RSS_KB"); c_p99+=("$rt_p99")
+            say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)"
+        done
+        local ac ae ar ap cc ce cr cp
+        ac=$(median "${a_cnt[@]}"); ae=$(median "${a_el[@]}"); ar=$(median "${a_rss[@]}"); ap=$(median "${a_p99[@]}")
+        cc=$(median "${c_cnt[@]}"); ce=$(median "${c_el[@]}"); cr=$(median "${c_rss[@]}"); cp=$(median "${c_p99[@]}")
+        local a_txt="failed" c_txt="failed" ratio="-"
+        [[ -z $ac ]] || a_txt="${ac%.*}/$expect delivered, elapsed ${ae}s, p99 ${ap}ms, RSS $(mb "$ar") MB"
+        [[ -z $cc ]] || c_txt="${cc%.*}/$expect delivered, elapsed ${ce}s, p99 ${cp}ms, RSS $(mb "$cr") MB"
+        [[ -z $ac || -z $cc || $ac == 0 ]] || ratio="$(calc "$cc / $ac" 2) delivered, $(calc "$ar / $cr" 1)x less RSS"
+        row "d. arrivalRate $rate x ${D_DUR}s|Artillery $ART_VER|$a_txt|$c_txt|$ratio|-|INFO"
+    done
+}
+
+# ---- 4. summary -----------------------------------------------------------------
+write_results() {
+    local md=$OUT/results.md r
+    local table
+    table=$(
+        echo "| measurement | peer | peer result | cutover result | ratio | bar | verdict |"
+        echo "|---|---|---|---|---|---|---|"
+        for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
+    )
+    echo
+    echo "$table"
+    echo
+    {
+        echo "# cutover benchmarks"
+        echo
+        echo "Generated by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+        echo "Each number is the median of $REPEAT runs. Load generators run on core 0 (\`taskset -c 0\`),"
+        echo "the target on core 1 (\`taskset -c 1\`); all traffic goes to 127.0.0.1."
+        echo
+        echo "$table"
+        echo
+        echo "## Machine and tools"
+        echo
+        echo "- CPU: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+        echo "- cutover: $("$CUTOVER" --version 2>/dev/null | head -n 1 || echo "?") ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no git")), \`--workers $WORKERS\`"
+        echo "- wrk $(dpkg-query -W -f '${Version}' wrk 2>/dev/null), ab (apache2-utils $(dpkg-query -W -f '${Version}' apache2-utils 2>/dev/null)), Artillery ${ART_VER:-not installed} (node $(node --version 2>/dev/null || echo "-"))"
+        echo "- target: $TARGET_DESC"
+        echo "- ports: $PORT_NOTE"
+        [[ -z ${A_CPU:-} ]] || echo "- CPU busy during (a), last run: $A_CPU (the target core also near 100% means the target, not only the generator, limits (a))"
+        [[ -z ${C_ERRS:-} ]] || echo "- errors in (c):$C_ERRS"
+        echo
+        echo "## How each number is measured"
+        echo
+        echo "- a: req/s = http.requests / the report's firstCounterAt..lastCounterAt span (wall time if that span is implausible); bar: cutover >= 0.9 x wrk."
+        echo "- b: ab's req/s, then cutover at 1.0x, 1.25x, 1.5x, 1.75x, 2x, 2.5x, 3x of it (lower if 1.0x fails) for ${B_DUR}s each; a rate holds when most runs complete rate x duration users within 1%, none failed, in at most duration + 1 s; ratio = highest held rate / ab's req/s; bar >= 1.0."
+        echo "- c: vusers.completed vs rate x duration, wall time of the whole \`cutover run\`, summaries[\"cutover.arrival_lag\"].p99, peak RSS from \`/usr/bin/time -v\`."
+        echo "- d: the same script as (b) through Artillery and cutover; elapsed is the whole process's wall time."
+        echo
+        echo "## Commands"
+        echo
+        echo "Target (nginx) config, where used: \`nginx -p \$TMP/nginx -c \$TMP/nginx/nginx.conf\` pinned with \`taskset -c 1\`:"
+        echo
+        echo '```nginx'
+        [[ -f $TMP/nginx/nginx.conf ]] && sed -e "s|$TMP|\$TMP|g" "$TMP/nginx/nginx.conf"
+        echo '```'
+        echo
+        echo "Load generators (first run of each kind; \$TMP is the run's temp dir, the scripts are bench/keepalive.yml"
+        echo "and bench/per-user.yml with the marked numbers replaced):"
+        echo
+        echo '```sh'
+        [[ -f $TMP/commands.txt ]] && cut -d' ' -f2- "$TMP/commands.txt"
+        echo '```'
+        echo
+        echo "## Every run"
+        echo
+        echo '```'
+        cat "$RUNLOG"
+        echo '```'
+    } >"$md"
+    say "wrote $md"
+}
+
+main() {
+    [[ -x $PY ]] || die "$PY not found (apt-get install python3)"
+    mkdir -p "$OUT"
+    TMP=$(mktemp -d /tmp/cutover-bench.XXXXXX)
+    rm -rf "$OUT/logs"
+    RUNLOG=$TMP/runs.log
+    : >"$RUNLOG"
+    install_tools
+    [[ -x $CUTOVER ]] || die "$CUTOVER not found: build it first (make cutover)"
+    widen_ports
+    start_target
+    # warm the target up
+    timeout 10 taskset -c 0 wrk -t1 -c10 -d1s "$TARGET_URL/" >/dev/null 2>&1 || true
+    local m
+    for m in $ONLY; do
+        case $m in
+            a) measure_a ;;
+            b) measure_b ;;
+            c) measure_c ;;
+            d) measure_d ;;
+            *) die "unknown measurement '$m' in BENCH_ONLY (a b c d)" ;;
+        esac
+    done
+    stop_target
+    write_results
+    if ((ERRORS)); then
+        say "$ERRORS run(s) failed: see the warnings above and bench/out/logs/"
+        exit 1
+    fi
+    if ((MISSES)) && [[ ${BENCH_STRICT:-0} == 1 ]]; then
+        say "$MISSES bar(s) missed (BENCH_STRICT=1)"
+        exit 1
+    fi
+}
+
+main "$@"

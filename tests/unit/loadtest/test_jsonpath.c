@@ -1,0 +1,224 @@
+/* Unit tests for the JSONPath subset (loadtest/jsonpath.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loadtest/script.h"
+
+static const char *doc_text =
+    "{\"data\": [{\"id\": 42, \"name\": \"castle\", \"tags\": [\"a\", \"b\"]},"
+    "           {\"id\": 43, \"name\": \"ship\", \"tags\": []},"
+    "           {\"id\": 44, \"name\": \"train\", \"owner\": {\"id\": 7}}],"
+    " \"meta\": {\"total\": 3, \"page\": {\"n\": 1, \"id\": \"p1\"}},"
+    " \"odd key\": true, \"it's\": 1, \"0\": \"zero\", \"id\": \"root\"}";
+
+/* Runs path over the document; the matches as compact JSON. */
+static char *query(const char *path, size_t *count)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(doc_text, 0, &jerr);
+    assert_non_null(doc);
+    char err[CU_ERRLEN];
+    lt_jsonpath *p = lt_jsonpath_compile(path, err);
+    if (!p)
+        fail_msg("'%s' does not compile: %s", path, err);
+    json_t *out = json_array();
+    size_t n = lt_jsonpath_query(p, doc, out);
+    assert_int_equal(n, json_array_size(out));
+    if (count)
+        *count = n;
+    char *s = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(out);
+    json_decref(doc); /* matches must have been increfed */
+    lt_jsonpath_free(p);
+    return s;
+}
+
+static void check(const char *path, const char *want)
+{
+    char *got = query(path, NULL);
+    if (strcmp(got, want) != 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "'%s' gave %s, expected %s", path, got, want);
+        free(got);
+        fail_msg("%s", msg);
+    }
+    free(got);
+}
+
+static void check_error(const char *path, const char *want)
+{
+    char err[CU_ERRLEN];
+    lt_jsonpath *p = lt_jsonpath_compile(path, err);
+    if (p) {
+        lt_jsonpath_free(p);
+        fail_msg("'%s' compiled, expected error '%s'", path, want);
+    }
+    if (strcmp(err, want) != 0)
+        fail_msg("'%s': error '%s', expected '%s'", path, err, want);
+}
+
+static void test_lego_capture(void **state)
+{
+    (void)state;
+    size_t n;
+    char *s = query("$.data[0].id", &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(s, "[42]");
+    free(s);
+    /* a list response without data: no match, not a crash */
+    json_t *doc = json_loads("[1, 2]", 0, NULL);
+    char err[CU_ERRLEN];
+    lt_jsonpath *p = lt_jsonpath_compile("$.data[0].id", err);
+    json_t *out = json_array();
+    assert_int_equal(lt_jsonpath_query(p, doc, out), 0);
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(doc);
+    doc = json_loads("{\"data\": []}", 0, NULL);
+    assert_int_equal(lt_jsonpath_query(p, doc, out), 0);
+    json_decref(doc);
+    doc = json_string("text");
+    assert_int_equal(lt_jsonpath_query(p, doc, out), 0);
+    json_decref(doc);
+    json_decref(out);
+    lt_jsonpath_free(p);
+}
+
+static void test_members_and_indices(void **state)
+{
+    (void)state;
+    check("$", "[" "{\"data\":[{\"id\":42,\"name\":\"castle\",\"tags\":[\"a\",\"b\"]},{\"id\":43,\"name\":\"ship\","
+          "\"tags\":[]},{\"id\":44,\"name\":\"train\",\"owner\":{\"id\":7}}],\"meta\":{\"total\":3,\"page\":{\"n\":1,"
+          "\"id\":\"p1\"}},\"odd key\":true,\"it's\":1,\"0\":\"zero\",\"id\":\"root\"}" "]");
+    check("$.meta.total", "[3]");
+    check("$.meta.page.id", "[\"p1\"]");
+    check("$['meta']['page'][\"n\"]", "[1]");
+    check("$['odd key']", "[true]");
+    check("$['it\\'s']", "[1]");
+    check("$.odd key", "[true]");
+    check("$.data[2].owner.id", "[7]");
+    check("$.data[0].tags[1]", "[\"b\"]");
+    check("$.data[-1].name", "[\"train\"]");
+    check("$.data[-3].id", "[42]");
+    check("$.data[-4].id", "[]");
+    check("$.data[3]", "[]");
+    check("$.data.0.id", "[42]");      /* jsonpath-plus: digits index arrays */
+    check("$.data.length", "[3]");     /* and arrays have a length */
+    check("$[0]", "[\"zero\"]");        /* an index on an object is a key */
+    check("$[ 0 ]", "[\"zero\"]");
+    check("data[1].name", "[\"ship\"]"); /* no leading $ */
+    check("meta.total", "[3]");
+    check("$.nope", "[]");
+    check("$.meta.total.x", "[]");
+    check("$.data.id", "[]");
+}
+
+static void test_wildcards(void **state)
+{
+    (void)state;
+    check("$.data[*].id", "[42,43,44]");
+    check("$.data.*.name", "[\"castle\",\"ship\",\"train\"]");
+    check("$.meta.*", "[3,{\"n\":1,\"id\":\"p1\"}]");
+    check("$.meta[*].n", "[1]");
+    check("$.data[*].tags[*]", "[\"a\",\"b\"]");
+    check("$.meta.total.*", "[]");
+}
+
+static void test_recursive(void **state)
+{
+    (void)state;
+    check("$..id", "[\"root\",42,43,44,7,\"p1\"]"); /* the node itself first */
+    check("$..owner.id", "[7]");
+    check("$..tags[0]", "[\"a\"]");
+    check("$..[1]", "[{\"id\":43,\"name\":\"ship\",\"tags\":[]},\"b\"]");
+    check("$.meta..*", "[3,{\"n\":1,\"id\":\"p1\"},1,\"p1\"]");
+    check("$..['n']", "[1]");
+    check("$..nothing", "[]");
+    check("$.data..id", "[42,43,44,7]");
+    size_t n;
+    char *s = query("$..*", &n);
+    assert_int_equal(n, 25);
+    free(s);
+}
+
+static void test_slices(void **state)
+{
+    (void)state;
+    check("$.data[0:2].id", "[42,43]");
+    check("$.data[1:].id", "[43,44]");
+    check("$.data[:1].id", "[42]");
+    check("$.data[-2:].id", "[43,44]");
+    check("$.data[:-1].id", "[42,43]");
+    check("$.data[::2].id", "[42,44]");
+    check("$.data[0:3:2].id", "[42,44]");
+    check("$.data[5:9]", "[]");
+    check("$.data[2:1]", "[]");
+    check("$.data[-99:99].id", "[42,43,44]");
+    check("$.meta[0:1]", "[]");
+    check("$.data[ 1 : 2 ].id", "[43]");
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    check_error("$.data[?(@.id > 1)]", "column 7: filter expressions ([?(...)]) are not supported");
+    check_error("$.data[(@.length-1)]", "column 7: script expressions ([(...)]) are not supported");
+    check_error("$.data[0,1]", "column 9: unions ([a,b]) are not supported");
+    check_error("$['a','b']", "column 6: unions ([a,b]) are not supported");
+    check_error("$.data[0", "column 9: expected ']' to close the '[' at column 7");
+    check_error("$.data[]", "column 8: expected an index, a slice, '*' or a quoted name after '['");
+    check_error("$.data[x]", "column 8: expected an index, a slice, '*' or a quoted name after '['");
+    check_error("$['abc]", "column 3: unterminated quoted name");
+    check_error("$.", "column 3: expected a name or '*' after '.'");
+    check_error("$.a.", "column 5: expected a name or '*' after '.'");
+    check_error("$..", "column 4: expected a name or '*' after '..'");
+    check_error("$...a", "column 4: expected a name, '*' or '[' after '..'");
+    check_error("$abc", "column 2: expected '.' or '[', found 'a'");
+    check_error("$.a]", "column 4: unexpected ']'");
+    check_error("$.data[::0]", "column 10: a slice step must be positive");
+    check_error("", "column 1: empty path");
+    char err[CU_ERRLEN];
+    assert_null(lt_jsonpath_compile(NULL, err));
+}
+
+/* Every prefix compiles or fails with a column, and never leaks. */
+static void test_prefixes(void **state)
+{
+    (void)state;
+    const char *src = "$..data[-1:]['it\\'s'][*].x[0:2:1]..*";
+    json_t *doc = json_loads(doc_text, 0, NULL);
+    json_t *out = json_array();
+    char buf[128], err[CU_ERRLEN];
+    size_t ok = 0;
+    for (size_t n = 0; n <= strlen(src); n++) {
+        memcpy(buf, src, n);
+        buf[n] = 0;
+        lt_jsonpath *p = lt_jsonpath_compile(buf, err);
+        if (p) {
+            ok++;
+            lt_jsonpath_query(p, doc, out);
+            lt_jsonpath_free(p);
+        } else {
+            assert_true(cu_startswith(err, "column "));
+        }
+    }
+    assert_true(ok >= 8);
+    json_decref(out);
+    json_decref(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lego_capture), cmocka_unit_test(test_members_and_indices),
+        cmocka_unit_test(test_wildcards),    cmocka_unit_test(test_recursive),
+        cmocka_unit_test(test_slices),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_prefixes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,551 @@
+/* Unit tests for net: address splitting, error names, the resolver, TCP and
+ * TLS streams on loopback (echo server and client on one loop), listener
+ * options. Every test counts its callbacks and checks exact totals, then
+ * checks that the loop closes (no handle left behind). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/net.h"
+
+/* ---- helpers ----------------------------------------------------------------- */
+static char tmpdir[256];
+static char cert_file[300], key_file[300];
+
+/* A self-signed certificate for localhost / 127.0.0.1 / ::1, made with the
+ * openssl command line tool. */
+static int make_cert(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cutover-net-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(cert_file, sizeof cert_file, "%s/cert.pem", tmpdir);
+    snprintf(key_file, sizeof key_file, "%s/key.pem", tmpdir);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1 "
+             "-keyout %s -out %s >/dev/null 2>&1",
+             key_file, cert_file);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int remove_cert(void **state)
+{
+    (void)state;
+    unlink(cert_file);
+    unlink(key_file);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static void close_loop(uv_loop_t *loop)
+{
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* ---- echo server + client ------------------------------------------------------ */
+typedef struct echo {
+    uv_loop_t loop;
+    net_listener *l;
+    const char *payload;
+    size_t payload_len;
+    cu_buf got;
+    int connect_calls, connect_status;
+    int read_calls, end_calls, end_status, close_calls, drain_calls;
+    int accepts, srv_end_calls, srv_close_calls;
+    uint64_t srv_bytes;
+    bool srv_end_after_write; /* server: send payload_len bytes then net_stream_end */
+} echo;
+
+static void srv_read(net_stream *s, const char *data, size_t len)
+{
+    echo *e = net_stream_user(s);
+    e->srv_bytes += len;
+    assert_int_equal(net_write(s, data, len), 0);
+}
+
+static void srv_end(net_stream *s, int status)
+{
+    (void)status;
+    echo *e = net_stream_user(s);
+    e->srv_end_calls++;
+    net_stream_close(s);
+}
+
+static void srv_close(net_stream *s)
+{
+    echo *e = net_stream_user(s);
+    e->srv_close_calls++;
+}
+
+static const net_stream_cbs srv_cbs = {NULL, srv_read, srv_end, NULL, srv_close};
+
+static void on_accept(net_listener *l, net_stream *s, void *user)
+{
+    (void)l;
+    echo *e = user;
+    e->accepts++;
+    net_stream_set_user(s, e);
+    net_stream_set_cbs(s, &srv_cbs);
+    if (e->srv_end_after_write) {
+        char *big = malloc(e->payload_len);
+        for (size_t i = 0; i < e->payload_len; i++)
+            big[i] = (char)('a' + i % 26);
+        assert_int_equal(net_write(s, big, e->payload_len), 0);
+        free(big);
+        net_stream_end(s);
+    }
+}
+
+static void cli_connect(net_stream *s, int status)
+{
+    echo *e = net_stream_user(s);
+    e->connect_calls++;
+    e->connect_status = status;
+    if (status < 0) {
+        net_stream_close(s);
+        return;
+    }
+    if (!e->srv_end_after_write)
+        assert_int_equal(net_write(s, e->payload, e->payload_len), 0);
+}
+
+static void cli_read(net_stream *s, const char *data, size_t len)
+{
+    echo *e = net_stream_user(s);
+    e->read_calls++;
+    cu_buf_append(&e->got, data, len);
+    if (!e->srv_end_after_write && e->got.len == e->payload_len)
+        net_stream_close(s);
+}
+
+static void cli_end(net_stream *s, int status)
+{
+    echo *e = net_stream_user(s);
+    e->end_calls++;
+    e->end_status = status;
+    net_stream_close(s);
+}
+
+static void cli_drain(net_stream *s)
+{
+    echo *e = net_stream_user(s);
+    e->drain_calls++;
+}
+
+static void cli_close(net_stream *s)
+{
+    echo *e = net_stream_user(s);
+    e->close_calls++;
+    if (e->l) {
+        net_listener_close(e->l);
+        e->l = NULL;
+    }
+}
+
+static const net_stream_cbs cli_cbs = {cli_connect, cli_read, cli_end, cli_drain, cli_close};
+
+static void echo_init(echo *e, const char *payload, size_t len)
+{
+    memset(e, 0, sizeof *e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    e->payload = payload;
+    e->payload_len = len;
+}
+
+static int echo_listen(echo *e, const char *host, net_tls *tls)
+{
+    char err[CU_ERRLEN];
+    int rc = net_listen(&e->l, &e->loop, host, 0, tls, on_accept, e, err);
+    if (rc == 0)
+        assert_true(net_listener_port(e->l) > 0);
+    return rc;
+}
+
+static void echo_connect(echo *e, const char *ip, int port, net_tls *tls, const char *name)
+{
+    struct sockaddr_storage ss;
+    if (strchr(ip, ':'))
+        assert_int_equal(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss), 0);
+    else
+        assert_int_equal(uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss), 0);
+    net_stream *s = net_connect(&e->loop, (struct sockaddr *)&ss, tls, name, &cli_cbs, e);
+    assert_non_null(s);
+    assert_ptr_equal(net_stream_user(s), e);
+    assert_int_equal(e->connect_calls, 0); /* never from inside net_connect */
+}
+
+static void echo_fini(echo *e)
+{
+    close_loop(&e->loop);
+    cu_buf_free(&e->got);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+static void test_split_hostport(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN], *host;
+    int port;
+    assert_int_equal(net_split_hostport("127.0.0.1:8080", &host, &port, err), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    free(host);
+    assert_int_equal(net_split_hostport("[::1]:9", &host, &port, err), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 9);
+    free(host);
+    assert_int_equal(net_split_hostport(":0", &host, &port, err), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 0);
+    free(host);
+    assert_int_equal(net_split_hostport("8081", &host, &port, err), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 8081);
+    free(host);
+    assert_int_equal(net_split_hostport("localhost:65535", &host, &port, err), 0);
+    assert_string_equal(host, "localhost");
+    free(host);
+    const char *bad[] = {"", "localhost", "h:", "h:65536", "h:x", "[::1]", "[::1]8080", "::1:80",
+                         "h:-1"};
+    for (size_t i = 0; i < CU_ARRAY_LEN(bad); i++) {
+        err[0] = 0;
+        if (net_split_hostport(bad[i], &host, &port, err) != -EINVAL)
+            fail_msg("'%s' should not parse", bad[i]);
+        assert_null(host);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+static void test_error_names(void **state)
+{
+    (void)state;
+    assert_string_equal(net_error_name(UV_ECONNREFUSED), "ECONNREFUSED");
+    assert_string_equal(net_error_name(UV_ETIMEDOUT), "ETIMEDOUT");
+    assert_string_equal(net_error_name(UV_ECONNRESET), "ECONNRESET");
+    assert_string_equal(net_error_name(UV_EAI_NONAME), "ENOTFOUND");
+    assert_string_equal(net_error_name(NET_E_TLS), "EPROTO");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 18), "DEPTH_ZERO_SELF_SIGNED_CERT");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 19), "SELF_SIGNED_CERT_IN_CHAIN");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 20), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 21), "UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 10), "CERT_HAS_EXPIRED");
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 62), "ERR_TLS_CERT_ALTNAME_INVALID");
+    assert_string_equal(net_error_name(-4000), "EUNKNOWN");
+    assert_string_equal(net_error_name(12345), "EUNKNOWN");
+}
+
+/* ---- resolver ---- */
+typedef struct rctx {
+    int calls;
+    int status[8];
+    char addr[8][64];
+    int port[8];
+} rctx;
+
+static void on_resolved(void *user, int status, const struct sockaddr *sa)
+{
+    rctx *r = user;
+    int i = r->calls++;
+    assert_true(i < 8);
+    r->status[i] = status;
+    if (status == 0) {
+        if (sa->sa_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)sa, r->addr[i], 64);
+            r->port[i] = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+        } else {
+            uv_ip4_name((const struct sockaddr_in *)sa, r->addr[i], 64);
+            r->port[i] = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        }
+    } else {
+        assert_null(sa);
+    }
+}
+
+static void test_resolver(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    net_resolver *r = net_resolver_new(&loop, 10000);
+    rctx a = {0};
+    net_resolve(r, "127.0.0.1", 80, on_resolved, &a);
+    net_resolve(r, "::1", 81, on_resolved, &a);
+    net_resolve(r, "localhost", 82, on_resolved, &a);
+    net_resolve(r, "localhost", 82, on_resolved, &a); /* joins the same lookup */
+    assert_int_equal(a.calls, 0);                     /* literals too: later, not now */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.calls, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a.status[i], 0);
+    assert_string_equal(a.addr[0], "127.0.0.1");
+    assert_int_equal(a.port[0], 80);
+    assert_string_equal(a.addr[1], "::1");
+    assert_int_equal(a.port[1], 81);
+    assert_string_equal(a.addr[2], "127.0.0.1"); /* IPv4 first */
+    assert_int_equal(a.port[2], 82);
+    assert_string_equal(a.addr[3], "127.0.0.1");
+    /* cached: still deferred */
+    rctx b = {0};
+    net_resolve(r, "localhost", 82, on_resolved, &b);
+    assert_int_equal(b.calls, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.status[0], 0);
+    /* freed with answers pending: each fires once, cancelled */
+    rctx c = {0};
+    net_resolve(r, "127.0.0.1", 1, on_resolved, &c);
+    net_resolve(r, "localhost", 82, on_resolved, &c);
+    net_resolver_free(r);
+    assert_int_equal(c.calls, 2);
+    assert_int_equal(c.status[0], UV_ECANCELED);
+    assert_int_equal(c.status[1], UV_ECANCELED);
+    close_loop(&loop);
+    assert_int_equal(c.calls, 2);
+}
+
+static void test_resolver_free_during_lookup(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    net_resolver *r = net_resolver_new(&loop, 0);
+    rctx a = {0};
+    net_resolve(r, "localhost", 1, on_resolved, &a);
+    net_resolver_free(r);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status[0], UV_ECANCELED);
+    close_loop(&loop); /* the lookup finishes or is cancelled; memory goes then */
+    assert_int_equal(a.calls, 1);
+}
+
+/* ---- TCP ---- */
+static void test_tcp_echo(void **state)
+{
+    (void)state;
+    static char payload[300000];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (char)(i * 7);
+    echo e;
+    echo_init(&e, payload, sizeof payload);
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.got.len, sizeof payload);
+    assert_memory_equal(e.got.data, payload, sizeof payload);
+    assert_int_equal(e.end_calls, 0);
+    assert_int_equal(e.close_calls, 1);
+    assert_int_equal(e.accepts, 1);
+    assert_int_equal(e.srv_end_calls, 1);
+    assert_int_equal(e.srv_close_calls, 1);
+    assert_int_equal(e.srv_bytes, sizeof payload);
+    echo_fini(&e);
+}
+
+static void test_ipv6(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, "hello6", 6);
+    if (echo_listen(&e, "::1", NULL) != 0) {
+        close_loop(&e.loop);
+        skip();
+    }
+    echo_connect(&e, "::1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.got.len, 6);
+    assert_int_equal(e.close_calls, 1);
+    assert_int_equal(e.srv_close_calls, 1);
+    echo_fini(&e);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, "x", 1);
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    int port = net_listener_port(e.l);
+    net_listener_close(e.l);
+    e.l = NULL;
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    echo_connect(&e, "127.0.0.1", port, NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, UV_ECONNREFUSED);
+    assert_string_equal(net_error_name(e.connect_status), "ECONNREFUSED");
+    assert_int_equal(e.read_calls, 0);
+    assert_int_equal(e.end_calls, 0);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+}
+
+static void test_close_while_connecting(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, "x", 1);
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
+    net_stream *s = net_connect(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    net_stream_close(s);
+    net_stream_close(s); /* idempotent */
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 0);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+}
+
+static void test_end_flushes(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, NULL, 4 << 20);
+    e.srv_end_after_write = true;
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.got.len, (size_t)4 << 20);
+    assert_int_equal(e.got.data[(4 << 20) - 1], (char)('a' + ((4 << 20) - 1) % 26));
+    assert_int_equal(e.end_calls, 1);
+    assert_int_equal(e.end_status, UV_EOF);
+    assert_int_equal(e.close_calls, 1);
+    assert_int_equal(e.srv_close_calls, 1);
+    assert_int_equal(e.srv_end_calls, 0); /* ended by us: no on_end */
+    echo_fini(&e);
+}
+
+static void test_listen_errors(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[CU_ERRLEN];
+    net_listener *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(net_listen(&a, &loop, "127.0.0.1", 0, NULL, on_accept, NULL, err), 0);
+    /* SO_REUSEPORT: a second listener on the same port works */
+    assert_int_equal(
+        net_listen(&b, &loop, "127.0.0.1", net_listener_port(a), NULL, on_accept, NULL, err), 0);
+    assert_int_equal(net_listener_port(a), net_listener_port(b));
+    assert_true(net_listen(&c, &loop, "no.such.host.invalid", 0, NULL, on_accept, NULL, err) < 0);
+    assert_null(c);
+    assert_true(net_listen(&c, &loop, "127.0.0.1", 70000, NULL, on_accept, NULL, err) < 0);
+    net_listener_close(a);
+    net_listener_close(b);
+    close_loop(&loop);
+}
+
+/* ---- TLS ---- */
+static void tls_case(bool verify, const char *ca, const char *name, int want_connect,
+                     size_t payload_len)
+{
+    char err[CU_ERRLEN];
+    net_tls *stls, *ctls;
+    if (net_tls_server_new(&stls, cert_file, key_file, err) != 0)
+        fail_msg("server ctx: %s", err);
+    if (net_tls_client_new(&ctls, verify, ca, err) != 0)
+        fail_msg("client ctx: %s", err);
+    char *payload = malloc(payload_len);
+    for (size_t i = 0; i < payload_len; i++)
+        payload[i] = (char)(i * 13);
+    echo e;
+    echo_init(&e, payload, payload_len);
+    assert_int_equal(echo_listen(&e, "127.0.0.1", stls), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), ctls, name);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 1);
+    if (e.connect_status != want_connect)
+        fail_msg("connect: got %d (%s), want %d (%s)", e.connect_status,
+                 net_error_name(e.connect_status), want_connect, net_error_name(want_connect));
+    assert_int_equal(e.close_calls, 1);
+    assert_int_equal(e.accepts, 1);
+    assert_int_equal(e.srv_close_calls, 1);
+    if (want_connect == 0) {
+        assert_int_equal(e.got.len, payload_len);
+        assert_memory_equal(e.got.data, payload, payload_len);
+        assert_int_equal(e.srv_bytes, payload_len);
+    } else {
+        assert_int_equal(e.got.len, 0);
+    }
+    echo_fini(&e);
+    free(payload);
+    net_tls_free(stls);
+    net_tls_free(ctls);
+}
+
+static void test_tls_self_signed_rejected(void **state)
+{
+    (void)state;
+    tls_case(true, NULL, "localhost", NET_E_CERT_BASE - 18, 10);
+    assert_string_equal(net_error_name(NET_E_CERT_BASE - 18), "DEPTH_ZERO_SELF_SIGNED_CERT");
+}
+
+static void test_tls_with_ca(void **state)
+{
+    (void)state;
+    tls_case(true, cert_file, "localhost", 0, 200000);
+    tls_case(true, cert_file, "127.0.0.1", 0, 100); /* IP SAN */
+}
+
+static void test_tls_no_verify(void **state)
+{
+    (void)state;
+    tls_case(false, NULL, "whatever.example", 0, 5000);
+}
+
+static void test_tls_wrong_host(void **state)
+{
+    (void)state;
+    tls_case(true, cert_file, "wrong.example", NET_E_CERT_BASE - 62, 10);
+}
+
+static void test_tls_bad_files(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN] = "";
+    net_tls *t = NULL;
+    assert_int_equal(net_tls_server_new(&t, "/nonexistent.pem", key_file, err), NET_E_TLS);
+    assert_null(t);
+    assert_non_null(strstr(err, "/nonexistent.pem"));
+    assert_int_equal(net_tls_client_new(&t, true, "/nonexistent-ca.pem", err), NET_E_TLS);
+    assert_null(t);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    alarm(120);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split_hostport),
+        cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_resolver),
+        cmocka_unit_test(test_resolver_free_during_lookup),
+        cmocka_unit_test(test_tcp_echo),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_close_while_connecting),
+        cmocka_unit_test(test_end_flushes),
+        cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_tls_self_signed_rejected),
+        cmocka_unit_test(test_tls_with_ca),
+        cmocka_unit_test(test_tls_no_verify),
+        cmocka_unit_test(test_tls_wrong_host),
+        cmocka_unit_test(test_tls_bad_files),
+    };
+    return cmocka_run_group_tests(tests, make_cert, remove_cert);
+}
