@@ -315,7 +315,8 @@ static void collect(lt_run_t *run, pending *p, lt_report *rep, bool all)
     size_t k = 0;
     while (k < p->n && (all || mset_period(p->items[k]) < final_before))
         lt_report_window(rep, p->items[k++]);
-    memmove(p->items, p->items + k, (p->n - k) * sizeof *p->items);
+    if (k > 0 && k < p->n)
+        memmove(p->items, p->items + k, (p->n - k) * sizeof *p->items);
     p->n -= k;
 }
 

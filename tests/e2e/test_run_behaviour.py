@@ -110,7 +110,7 @@ def test_schedule_is_exact(tmp_path, upstream):
 
 def test_expect_failure_exits_21(tmp_path, upstream):
     script = write(tmp_path, "e.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
-                   "    - duration: 1\n      arrivalCount: 2\n  plugins:\n    expect: {{}}\n"
+                   "    - duration: 1\n      arrivalCount: 2\n  plugins:\n    expect: {}\n"
                    "scenarios:\n  - flow:\n      - get:\n          url: /api/wishlist\n"
                    "          expect:\n            - statusCode: 200\n")
     out = tmp_path / "r.json"
@@ -122,7 +122,7 @@ def test_expect_failure_exits_21(tmp_path, upstream):
 
 def test_expect_pass_and_capture(tmp_path, upstream):
     script = write(tmp_path, "c.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
-                   "    - duration: 1\n      arrivalCount: 3\n  plugins:\n    expect: {{}}\n"
+                   "    - duration: 1\n      arrivalCount: 3\n  plugins:\n    expect: {}\n"
                    "scenarios:\n  - flow:\n"
                    "      - get:\n          url: /api/mocs\n          capture:\n"
                    "            - json: $.data[0].id\n              as: mocId\n"
@@ -155,7 +155,7 @@ def test_failed_capture_fails_user(tmp_path, upstream):
 
 def test_ensure_failure_exits_1(tmp_path, upstream):
     script = write(tmp_path, "n.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
-                   "    - duration: 1\n      arrivalCount: 4\n  plugins:\n    ensure: {{}}\n"
+                   "    - duration: 1\n      arrivalCount: 4\n  plugins:\n    ensure: {}\n"
                    "  ensure:\n    thresholds:\n      - http.response_time.p99: 10000\n"
                    "    conditions:\n      - expression: vusers.created == 5\n"
                    "scenarios:\n  - flow:\n      - get: {url: /health}\n")
