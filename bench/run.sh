@@ -172,8 +172,8 @@ gen_script() {
     cp "$tpl" "$out"
     local kv
     for kv in "$@"; do
-        sed -i -E "s/^( *[A-Za-z]+: *)[0-9.]+( *# @${kv%%=*})\$/\1${kv#*=}\2/" "$out"
-        grep -q "# @${kv%%=*}\$" "$out" || die "gen_script: no @${kv%%=*} in $tpl"
+        sed -i -E "s/^( *(- )?[A-Za-z]+: *)[0-9.]+( *# @${kv%%=*})\$/\1${kv#*=}\3/" "$out"
+        grep -Eq ": *${kv#*=} *# @${kv%%=*}\$" "$out" || die "gen_script: @${kv%%=*} not set in $tpl"
     done
 }
 

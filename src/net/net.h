@@ -49,7 +49,8 @@ typedef struct net_stream net_stream;
 typedef struct net_stream_cbs {
     /* Client side: connected (and TLS handshake done) or failed. */
     void (*on_connect)(net_stream *s, int status);
-    /* Plaintext received. */
+    /* Plaintext received. `data` is valid only during the call (it is the
+     * thread's read buffer): copy what must outlive it. */
     void (*on_read)(net_stream *s, const char *data, size_t len);
     /* The peer closed (UV_EOF) or the connection failed (negative code).
      * No more on_read after this. The owner still calls net_stream_close. */

@@ -1,9 +1,10 @@
 /* net/tcp.c: streams over uv_tcp_t and listeners (see net.h for the contract).
  *
  * Invariants:
- * - one malloc per stream (struct + read buffer), freed only in the last
- *   close callback, after on_close;
- * - the read buffer is the stream's own: alloc_cb never allocates;
+ * - one malloc per stream, freed only in the last close callback, after
+ *   on_close;
+ * - reads go to the thread's read buffer (net__thread_rbuf): alloc_cb never
+ *   allocates, and data handed to on_read is valid only during the call;
  * - writes try uv_try_write first; the rest waits in `wq`, with at most one
  *   uv_write in flight (from `wfly`), so callbacks stay ordered and a warm
  *   stream never allocates to write;
@@ -25,10 +26,25 @@
 
 static const net_stream_cbs no_cbs;
 
+/* The one deliberate exception to "no globals": scratch space private to
+ * each thread, never holding data across callbacks. */
+static _Thread_local char thread_rbuf[NET_RBUF_SIZE];
+static _Thread_local char thread_pbuf[NET_TLS_PBUF_SIZE];
+
+char *net__thread_rbuf(void)
+{
+    return thread_rbuf;
+}
+
+char *net__thread_pbuf(void)
+{
+    return thread_pbuf;
+}
+
 static net_stream *stream_alloc(uv_loop_t *loop)
 {
     net_stream *s = cu_malloc(sizeof *s);
-    memset(s, 0, offsetof(net_stream, rbuf));
+    memset(s, 0, sizeof *s);
     s->loop = loop;
     s->cbs = &no_cbs;
     uv_tcp_init(loop, &s->tcp);
@@ -117,14 +133,13 @@ static void fail_later(net_stream *s, int err)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    net_stream *s = h->data;
-    buf->base = s->rbuf;
-    buf->len = sizeof s->rbuf;
+    (void)h;
+    buf->base = thread_rbuf;
+    buf->len = sizeof thread_rbuf;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-    (void)buf;
     net_stream *s = st->data;
     if (nread == 0 || s->state == NS_CLOSING)
         return;
@@ -139,9 +154,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (s->close_after_flush)
         return; /* ending: input is discarded */
     if (s->ssl)
-        net__tls_input(s, s->rbuf, (size_t)nread);
+        net__tls_input(s, buf->base, (size_t)nread);
     else if (s->cbs->on_read)
-        s->cbs->on_read(s, s->rbuf, (size_t)nread);
+        s->cbs->on_read(s, buf->base, (size_t)nread);
 }
 
 static void start_reading(net_stream *s)

@@ -145,7 +145,6 @@ int net__tls_attach(net_stream *s, net_tls *t, const char *server_name)
     s->ssl = ssl;
     s->rbio = rbio;
     s->wbio = wbio;
-    s->pbuf = cu_malloc(NET_TLS_PBUF_SIZE);
     return 0;
 fail_ssl:
     SSL_free(ssl);
@@ -159,8 +158,6 @@ void net__tls_free(net_stream *s)
     if (s->ssl)
         SSL_free(s->ssl); /* frees both BIOs */
     s->ssl = NULL;
-    free(s->pbuf);
-    s->pbuf = NULL;
     cu_buf_free(&s->tls_pending);
 }
 
@@ -251,10 +248,11 @@ void net__tls_input(net_stream *s, const char *data, size_t len)
     if (!s->hs_done && !do_handshake(s))
         return;
     for (;;) {
-        int n = SSL_read(s->ssl, s->pbuf, NET_TLS_PBUF_SIZE);
+        char *pbuf = net__thread_pbuf();
+        int n = SSL_read(s->ssl, pbuf, NET_TLS_PBUF_SIZE);
         if (n > 0) {
             if (s->cbs->on_read)
-                s->cbs->on_read(s, s->pbuf, (size_t)n);
+                s->cbs->on_read(s, pbuf, (size_t)n);
             if (!net__live(s))
                 return;
             continue;

@@ -58,6 +58,7 @@ static const struct route {
     {"GET", "/status/{}", UPSTREAM_R_STATUS, false},
     {"GET", "/bytes/{}", UPSTREAM_R_BYTES, true},
     {"GET", "/delay/{}", UPSTREAM_R_DELAY, false},
+    {"PUT", "/_cutover/fault", UPSTREAM_R_FAULT, false},
 };
 
 static bool pattern_match(const char *pat, const char *path, size_t len, const char **param,
@@ -314,6 +315,7 @@ void upstream_app_init(upstream_app *a, const upstream_config *cfg, uint64_t see
     a->color = cu_strdup(cfg->color && *cfg->color ? cfg->color : "blue");
     a->latency = cfg->latency;
     a->error_rate = cfg->error_rate;
+    a->fault = cfg->fault;
     cu_rng_seed(&a->rng, seed);
     cu_buf_appends(&a->health, "{\"status\":\"ok\",\"color\":");
     json_cstr(&a->health, a->color);
@@ -336,6 +338,8 @@ void upstream_app_plan(upstream_app *a, const http_server_request *req, upstream
 {
     memset(p, 0, sizeof *p);
     upstream_route(req->method, req->path, req->path_len, &p->m);
+    if (a->fault)
+        upstream_fault_sync(a->fault, &a->fault_gen, &a->error_rate, &a->latency);
     if (p->m.inject) {
         if (a->latency.kind != UPSTREAM_LAT_NONE)
             p->delay_ms = (uint64_t)(upstream_latency_sample(&a->latency, &a->rng) + 0.5);
@@ -556,6 +560,58 @@ static void reply_status(upstream_app *a, const upstream_plan *p, upstream_reply
     reply_scratch(a, out, (int)code, CT_JSON);
 }
 
+/* PUT /_cutover/fault?error_rate=0.05&latency=fixed:300ms: changes the
+ * service's fault settings (both optional; latency "none" clears it) and
+ * answers with the settings now in force. */
+static void reply_fault(upstream_app *a, const http_server_request *req, upstream_reply *out)
+{
+    if (!a->fault) {
+        reply_bad(a, out, "this server has no run-time fault control");
+        return;
+    }
+    size_t elen = 0, llen = 0;
+    const char *ev = query_param(req->query, "error_rate", &elen);
+    const char *lv = query_param(req->query, "latency", &llen);
+    double rate = a->error_rate;
+    if (ev) {
+        char tmp[32];
+        char *end = NULL;
+        if (elen == 0 || elen >= sizeof tmp)
+            goto bad_rate;
+        memcpy(tmp, ev, elen);
+        tmp[elen] = '\0';
+        rate = strtod(tmp, &end);
+        if (*end || !(rate >= 0 && rate <= 1))
+            goto bad_rate;
+    }
+    upstream_latency lat = a->latency;
+    if (lv) {
+        char spec[128], err[CU_ERRLEN];
+        if (llen >= sizeof spec) {
+            reply_bad(a, out, "latency: too long");
+            return;
+        }
+        memcpy(spec, lv, llen);
+        spec[llen] = '\0';
+        if (upstream_latency_parse(&lat, spec, err) < 0) {
+            reply_bad(a, out, err);
+            return;
+        }
+    }
+    upstream_fault_set(a->fault, rate, &lat);
+    upstream_fault_sync(a->fault, &a->fault_gen, &a->error_rate, &a->latency);
+    cu_buf_reset(&a->scratch);
+    cu_buf_appendf(&a->scratch, "{\"error_rate\":%g,\"latency\":", a->error_rate);
+    char desc[96];
+    upstream_latency_describe(&a->latency, desc, sizeof desc);
+    json_cstr(&a->scratch, desc);
+    cu_buf_appendc(&a->scratch, '}');
+    reply_scratch(a, out, 200, CT_JSON);
+    return;
+bad_rate:
+    reply_bad(a, out, "error_rate wants a number from 0 to 1");
+}
+
 void upstream_app_reply(upstream_app *a, const http_server_request *req,
                         const upstream_plan *p, upstream_reply *out)
 {
@@ -605,6 +661,9 @@ void upstream_app_reply(upstream_app *a, const http_server_request *req,
         cu_buf_reset(&a->scratch);
         cu_buf_appendf(&a->scratch, "{\"delay_ms\":%llu}", (unsigned long long)p->delay_ms);
         reply_scratch(a, out, 200, CT_JSON);
+        return;
+    case UPSTREAM_R_FAULT:
+        reply_fault(a, req, out);
         return;
     case UPSTREAM_R_BAD_METHOD:
         cu_buf_reset(&a->scratch);

@@ -139,3 +139,22 @@ double upstream_latency_sample(const upstream_latency *l, cu_rng *r)
         return 0;
     }
 }
+
+void upstream_latency_describe(const upstream_latency *l, char *buf, size_t len)
+{
+    switch (l->kind) {
+    case UPSTREAM_LAT_FIXED:
+        snprintf(buf, len, "fixed:%gms", l->a_ms);
+        break;
+    case UPSTREAM_LAT_UNIFORM:
+        snprintf(buf, len, "uniform:%gms-%gms", l->a_ms, l->b_ms);
+        break;
+    case UPSTREAM_LAT_LOGNORMAL:
+        snprintf(buf, len, "lognormal:p50=%gms,p99=%gms", l->a_ms, l->b_ms);
+        break;
+    case UPSTREAM_LAT_NONE:
+    default:
+        snprintf(buf, len, "none");
+        break;
+    }
+}

@@ -119,6 +119,7 @@ static void on_request(http_exchange *x, const http_server_request *req, void *u
         s->active->prev = pd;
     s->active = pd;
     http_exchange_set_cancel(x, on_cancel, pd);
+    uv_update_time(s->loop); /* a cached loop time would fire early */
     uv_timer_start(&pd->timer, on_timer, plan.delay_ms, 0);
 }
 
@@ -230,6 +231,7 @@ struct upstream {
     uv_mutex_t mu;
     uv_cond_t cv;
     int port;
+    upstream_fault *fault;       /* shared by the workers' apps */
 };
 
 static void on_stop(uv_async_t *a)
@@ -298,6 +300,8 @@ int upstream_start(upstream **out, const upstream_config *cfg, char err[CU_ERRLE
     u->cfg.color = u->color;
     u->cfg.tls_cert = u->tls_cert;
     u->cfg.tls_key = u->tls_key;
+    u->fault = upstream_fault_new(cfg->error_rate, &cfg->latency);
+    u->cfg.fault = u->fault;
     u->nworkers = cfg->workers > 0 ? cfg->workers : 1;
     u->w = cu_calloc((size_t)u->nworkers, sizeof *u->w);
     uv_mutex_init(&u->mu);
@@ -354,5 +358,11 @@ void upstream_stop(upstream *u)
     free(u->color);
     free(u->tls_cert);
     free(u->tls_key);
+    upstream_fault_free(u->fault);
     free(u);
+}
+
+upstream_fault *upstream_get_fault(upstream *u)
+{
+    return u->fault;
 }

@@ -57,6 +57,9 @@ typedef struct upstream_latency {
  * is ms). The lognormal is fitted to the two quantiles: mu = ln p50,
  * sigma = (ln p99 - ln p50) / z(0.99). Returns 0, or -EINVAL with err. */
 int upstream_latency_parse(upstream_latency *l, const char *spec, char err[CU_ERRLEN]);
+/* Writes the distribution as upstream_latency_parse reads it ("none",
+ * "fixed:5ms", ...). */
+void upstream_latency_describe(const upstream_latency *l, char *buf, size_t len);
 /* One sample in milliseconds (>= 0; 0 for NONE). */
 double upstream_latency_sample(const upstream_latency *l, cu_rng *r);
 
@@ -101,6 +104,7 @@ typedef enum {
     UPSTREAM_R_STATUS,       /* GET /status/{code} */
     UPSTREAM_R_BYTES,        /* GET /bytes/{n} */
     UPSTREAM_R_DELAY,        /* GET /delay/{ms} */
+    UPSTREAM_R_FAULT,        /* PUT /_cutover/fault?error_rate=P&latency=DIST */
 } upstream_route_id;
 
 typedef struct upstream_match {
@@ -116,6 +120,21 @@ typedef struct upstream_match {
 upstream_route_id upstream_route(const char *method, const char *path, size_t path_len,
                                  upstream_match *m);
 
+/* ---- run-time faults ------------------------------------------------------------ */
+/* The error rate and latency distribution of the API routes, changeable
+ * while serving (for rehearsals: "green starts failing 5% of requests").
+ * Shared by every worker of one service; setters may be called from any
+ * thread. Readers pay one atomic load per request and copy the settings
+ * under the lock only when the generation changed. */
+typedef struct upstream_fault upstream_fault;
+upstream_fault *upstream_fault_new(double error_rate, const upstream_latency *lat);
+void upstream_fault_free(upstream_fault *f);
+/* Sets the error rate (0..1) and, when lat is not NULL, the latency. */
+void upstream_fault_set(upstream_fault *f, double error_rate, const upstream_latency *lat);
+/* Copies the settings into *error_rate and *lat when the generation moved
+ * past *gen (then updates *gen); a no-op costing one atomic load otherwise. */
+void upstream_fault_sync(upstream_fault *f, uint64_t *gen, double *error_rate, upstream_latency *lat);
+
 /* ---- the application: requests to responses, no I/O ----------------------------- */
 typedef struct upstream_config {
     const char *host;        /* default "127.0.0.1" */
@@ -128,6 +147,9 @@ typedef struct upstream_config {
     int workers;             /* threads for upstream_start; <= 0 means 1 */
     uint64_t seed;           /* with has_seed; else entropy */
     bool has_seed;
+    upstream_fault *fault;   /* NULL: latency and error_rate stay as given;
+                                else they follow the fault (upstream_start
+                                makes one) and PUT /_cutover/fault sets it */
 } upstream_config;
 
 typedef struct upstream_plan {
@@ -155,6 +177,8 @@ typedef struct upstream_app {
     cu_buf tmp;              /* decoding space, reused */
     char *bytes;             /* /bytes/{n} pattern, grown on demand */
     size_t bytes_len;
+    upstream_fault *fault;   /* not owned; may be NULL */
+    uint64_t fault_gen;      /* the fault generation copied into latency/error_rate */
 } upstream_app;
 
 /* Copies what it needs from cfg (color, latency, error rate, seed). */
@@ -191,6 +215,8 @@ typedef struct upstream upstream;
 int upstream_start(upstream **out, const upstream_config *cfg, char err[CU_ERRLEN]);
 int upstream_port(const upstream *u);
 uint64_t upstream_requests(const upstream *u);
+/* The service's fault settings (what PUT /_cutover/fault changes). */
+upstream_fault *upstream_get_fault(upstream *u);
 /* Stops every worker, joins the threads and frees everything. */
 void upstream_stop(upstream *u);
 

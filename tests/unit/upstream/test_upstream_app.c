@@ -600,6 +600,57 @@ static void test_app_injection(void **state)
     assert_int_equal(call(f, "GET", "/health", NULL, 0, 0)->status, 200);
 }
 
+/* Run-time faults: PUT /_cutover/fault changes what the API routes do, for
+ * every app sharing the fault, and never touches /health. */
+static void test_app_fault(void **state)
+{
+    fixture *f = *state;
+    upstream_fault *fault = upstream_fault_new(0, NULL);
+    upstream_config cfg = {.color = "green", .fault = fault};
+    upstream_app other;
+    upstream_app_init(&other, &cfg, 2);
+    upstream_app_free(&f->app);
+    upstream_app_init(&f->app, &cfg, 1);
+
+    const upstream_reply *r = call(f, "GET", "/api/mocs", NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    r = call(f, "PUT", "/_cutover/fault?error_rate=1&latency=fixed:7ms", NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(jstr(f, "latency"), "fixed:7ms");
+    assert_string_equal(jstr(f, "error_rate"), "1");
+    r = call(f, "GET", "/api/mocs", NULL, 0, 0);
+    assert_int_equal(r->status, 500);
+    assert_int_equal(f->plan.delay_ms, 7);
+    r = call(f, "GET", "/health", NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    /* the other app sharing the fault sees it on its next request */
+    http_server_request req = {.method = "GET", .target = "/api/mocs", .path = "/api/mocs",
+                               .path_len = 9, .query = ""};
+    upstream_plan plan;
+    upstream_app_plan(&other, &req, &plan);
+    assert_true(plan.fail);
+    assert_int_equal(plan.delay_ms, 7);
+    /* set from a controlling thread: back to healthy */
+    upstream_fault_set(fault, 0, &(upstream_latency){0});
+    upstream_app_plan(&other, &req, &plan);
+    assert_false(plan.fail);
+    assert_int_equal(plan.delay_ms, 0);
+    /* bad values are 400 and change nothing */
+    r = call(f, "PUT", "/_cutover/fault?error_rate=2", NULL, 0, 0);
+    assert_int_equal(r->status, 400);
+    r = call(f, "PUT", "/_cutover/fault?latency=bogus", NULL, 0, 0);
+    assert_int_equal(r->status, 400);
+    r = call(f, "GET", "/api/mocs", NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    upstream_app_free(&other);
+    upstream_app_free(&f->app);
+    upstream_config plain = {.color = "green"};
+    upstream_app_init(&f->app, &plain, 1);
+    r = call(f, "PUT", "/_cutover/fault?error_rate=1", NULL, 0, 0);
+    assert_int_equal(r->status, 400); /* no fault control on a bare app */
+    upstream_fault_free(fault);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_app_upload, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_misc, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_injection, app_setup, app_teardown),
+        cmocka_unit_test_setup_teardown(test_app_fault, app_setup, app_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
