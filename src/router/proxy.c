@@ -333,6 +333,9 @@ static int on_message_begin(llhttp_t *p)
 {
     rt_cconn *c = C(p);
     rt_head_reset(&c->h);
+    c->folded = false;
+    c->resp_started = false;
+    c->status = 0;
     c->rq = RQ_HEAD;
     c->t0_ns = cu_now_ns();
     if (c->tkind != T_HEADER)
@@ -371,13 +374,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-    rt_head_field_done(&C(p)->h);
+    rt_cconn *c = C(p);
+    rt_head_field_done(&c->h);
+    c->vpieces = 0;
     return 0;
 }
 
+/* llhttp (8.x) accepts obsolete line folding and hands the continuation
+ * as a second value piece. Within one buffer a value comes in one piece,
+ * so a second piece is a fold unless the first ended the previous buffer
+ * and this one starts the next. */
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     rt_cconn *c = C(p);
+    if (c->vpieces++ > 0 && !(c->vprev_at_end && at == c->chunk_start))
+        c->folded = true;
+    c->vprev_at_end = at + len == c->chunk_end;
     rt_head_value(&c->h, at, len);
     return head_limit(c);
 }
@@ -393,6 +405,8 @@ static bool head_acceptable(rt_cconn *c)
 {
     const rt_head *h = &c->h;
     int ncl = 0, nte = 0;
+    if (c->folded)
+        return false;
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
         const char *name = h->raw.data + sp->no, *v = h->raw.data + sp->vo;
@@ -598,6 +612,8 @@ static const llhttp_settings_t req_settings = {
 /* ---- input ------------------------------------------------------------------------------------ */
 static void feed(rt_cconn *c, const char *data, size_t len)
 {
+    c->chunk_start = data;
+    c->chunk_end = data + len;
     enum llhttp_errno e = llhttp_execute(&c->ll, data, len);
     if (c->closing)
         return;

@@ -59,6 +59,10 @@ struct rt_cconn {
     llhttp_t ll;
     rt_head h;
     cu_buf cin;                    /* bytes after the current request */
+    const char *chunk_start, *chunk_end; /* the buffer being parsed */
+    int vpieces;                   /* on_header_value calls for this header */
+    bool vprev_at_end;             /* the last piece ended the buffer */
+    bool folded;                   /* obsolete line folding seen */
     int rq;
     bool bp_paused;                /* upstream's queue is full */
     bool close_after;              /* close once the response is out */
