@@ -64,6 +64,8 @@ const char *rt_cookie_find(const char *hdr, size_t len, const char *name, size_t
             continue;
         }
         i++;
+        while (i < len && (hdr[i] == ' ' || hdr[i] == '\t'))
+            i++;
         size_t vs = i;
         while (i < len && hdr[i] != ';')
             i++;
