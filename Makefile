@@ -7,7 +7,8 @@
 #   make deps       install the Debian packages below (as root), or print the command
 # Everything we link or test with comes from these Debian packages, listed once:
 DEB_PACKAGES := gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp \
-                libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 python3-pytest
+                libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 python3-pytest \
+                prometheus
 
 CC      ?= cc
 PKGS    := libuv openssl yaml-0.1 jansson
@@ -19,7 +20,7 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE $(WARN) -fno-omit-frame-pointer -g -pthrea
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 # Modules in dependency order: a module may include only those before it.
-MODULES := base conf stats net http loadtest upstream cli
+MODULES := base conf stats net http loadtest upstream router cli
 DEPS_base     := base
 DEPS_conf     := base conf
 DEPS_stats    := base stats
@@ -27,6 +28,7 @@ DEPS_net      := base net
 DEPS_http     := base net http
 DEPS_loadtest := base conf stats net http loadtest
 DEPS_upstream := base stats net http upstream
+DEPS_router   := base conf stats net http router
 DEPS_cli      := $(MODULES)
 
 REL := build/rel

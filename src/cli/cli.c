@@ -19,6 +19,9 @@ typedef struct {
 static const subcommand commands[] = {
     {"run", cmd_run, "run an Artillery v2 test script (load test)"},
     {"upstream", cmd_upstream, "a sample HTTP service (the lego-api) for rehearsals and tests"},
+    {"serve", cmd_serve, "the weighted blue/green router (config: docs/serve.md)"},
+    {"status", cmd_status, "print a running router's status (admin API)"},
+    {"weight", cmd_weight, "set green's share of traffic: cutover weight green=10"},
     {"demo", cmd_demo, "run the lego-api load test against the sample service"},
 };
 

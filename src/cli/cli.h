@@ -9,5 +9,8 @@ int cli_main(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_upstream(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_weight(int argc, char **argv);
 
 #endif

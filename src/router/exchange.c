@@ -1,0 +1,631 @@
+/* router/exchange.c: the upstream side of an exchange (see proxy.h).
+ *
+ * Getting a connection: an idle pooled one (most recent first), else a new
+ * one while the server has fewer than `max_conns`, else the client waits in
+ * the server's FIFO (bounded by the connect timeout). A connection freed
+ * by a finished response goes straight to the first waiter.
+ *
+ * Retries (at most one per request, on the other colour, when enabled):
+ * the request could not be connected, or it is idempotent, fully read,
+ * still replayable (head + body <= 64 KiB) and got no byte back to the
+ * client yet while its attempt failed in transport or was answered 502/503.
+ * A reused keep-alive connection that dies before any response byte is
+ * retried once more on a fresh connection to the same server first (the
+ * server closed an idle connection as we reused it), idempotent requests
+ * only. Every attempt is measured on its own colour.
+ *
+ * Re-entrancy: nothing re-binds an upstream connection from inside its own
+ * parser callbacks; a complete response is handled after llhttp_execute
+ * returns (msg_done). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "router/proxy.h"
+
+static void send_request(rt_cconn *c);
+static void upstream_failed(rt_cconn *c, int err);
+static void acquire(rt_cconn *c, rt_server *srv, bool fresh);
+
+/* ---- connections ------------------------------------------------------------------- */
+static void detach(rt_cconn *c)
+{
+    if (c->u) {
+        c->u->c = NULL;
+        c->u = NULL;
+    }
+}
+
+static void idle_unlink(rt_uconn *u)
+{
+    rt_server *srv = u->srv;
+    if (!u->idle)
+        return;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        srv->idle = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+    u->idle = false;
+    srv->nidle--;
+}
+
+static void uconn_free(rt_uconn *u)
+{
+    rt_server *srv = u->srv;
+    rt_gen *g = u->gen;
+    srv->nconns--;
+    rt_head_free(&u->h);
+    free(u);
+    rt_server_slot_free(srv);
+    rt_gen_unref(g);
+}
+
+void rt_uconn_close(rt_uconn *u)
+{
+    idle_unlink(u);
+    if (u->c) {
+        u->c->u = NULL;
+        u->c = NULL;
+    }
+    if (u->closing)
+        return;
+    u->closing = true;
+    if (u->s)
+        net_stream_close(u->s);
+    /* else: still resolving; on_resolved frees it */
+}
+
+rt_uconn *rt_server_take_idle(rt_server *srv)
+{
+    rt_uconn *u = srv->idle;
+    if (u)
+        idle_unlink(u);
+    return u;
+}
+
+static void release(rt_uconn *u)
+{
+    rt_server *srv = u->srv;
+    u->uses++;
+    if (u->paused) {
+        u->paused = false;
+        net_resume(u->s);
+    }
+    if (srv->gen->retired || u->closing) {
+        rt_uconn_close(u);
+        return;
+    }
+    if (srv->wait_head) {
+        rt_cconn *c = srv->wait_head;
+        srv->wait_head = c->wnext;
+        if (srv->wait_head)
+            srv->wait_head->wprev = NULL;
+        else
+            srv->wait_tail = NULL;
+        c->waiting = false;
+        c->wnext = c->wprev = NULL;
+        c->u = u;
+        u->c = c;
+        send_request(c);
+        return;
+    }
+    if (srv->nidle >= srv->gen->cfg.pools[srv->color].max_idle) {
+        rt_uconn_close(u);
+        return;
+    }
+    u->idle = true;
+    u->idle_since_ns = cu_now_ns();
+    u->prev = NULL;
+    u->next = srv->idle;
+    if (srv->idle)
+        srv->idle->prev = u;
+    srv->idle = u;
+    srv->nidle++;
+}
+
+static void wait_unlink(rt_cconn *c)
+{
+    if (!c->waiting)
+        return;
+    rt_server *srv = c->srv;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        srv->wait_head = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else
+        srv->wait_tail = c->wprev;
+    c->wprev = c->wnext = NULL;
+    c->waiting = false;
+}
+
+void rt_server_slot_free(rt_server *srv)
+{
+    while (srv->wait_head && srv->nconns < srv->gen->cfg.pools[srv->color].max_conns) {
+        rt_cconn *c = srv->wait_head;
+        wait_unlink(c);
+        acquire(c, srv, true);
+    }
+}
+
+/* ---- upstream stream callbacks ------------------------------------------------------------ */
+static void u_on_connect(net_stream *s, int status);
+static void u_on_read(net_stream *s, const char *data, size_t len);
+static void u_on_end(net_stream *s, int status);
+static void u_on_drain(net_stream *s);
+static void u_on_close(net_stream *s);
+const net_stream_cbs rt_uconn_cbs = {u_on_connect, u_on_read, u_on_end, u_on_drain, u_on_close};
+
+static void u_on_close(net_stream *s)
+{
+    rt_uconn *u = net_stream_user(s);
+    idle_unlink(u);
+    if (u->c) {
+        u->c->u = NULL;
+        u->c = NULL;
+    }
+    uconn_free(u);
+}
+
+static void on_resolved(void *user, int status, const struct sockaddr *addr)
+{
+    rt_uconn *u = user;
+    if (!u->c || u->closing) {
+        uconn_free(u);
+        return;
+    }
+    if (status < 0) {
+        rt_cconn *c = u->c;
+        detach(c);
+        uconn_free(u);
+        upstream_failed(c, status);
+        return;
+    }
+    rt_server *srv = u->srv;
+    u->s = net_connect(srv->gen->r->loop, addr, srv->u.tls ? srv->gen->tls : NULL, srv->u.host,
+                       &rt_uconn_cbs, u);
+}
+
+static void u_on_connect(net_stream *s, int status)
+{
+    rt_uconn *u = net_stream_user(s);
+    if (status < 0) {
+        rt_cconn *c = u->c;
+        rt_uconn_close(u);
+        if (c)
+            upstream_failed(c, status);
+        return;
+    }
+    u->connected = true;
+    if (u->c)
+        send_request(u->c);
+    else
+        release(u);
+}
+
+static void u_on_drain(net_stream *s)
+{
+    rt_uconn *u = net_stream_user(s);
+    rt_cconn *c = u->c;
+    if (c && c->bp_paused) {
+        c->bp_paused = false;
+        rt_client_read_update(c);
+    }
+}
+
+/* ---- response parsing ----------------------------------------------------------------------- */
+static rt_uconn *U(llhttp_t *p) { return p->data; }
+
+static int r_begin(llhttp_t *p)
+{
+    rt_head_reset(&U(p)->h);
+    return 0;
+}
+
+static int r_field(llhttp_t *p, const char *at, size_t len)
+{
+    rt_uconn *u = U(p);
+    if (rt_head_field(&u->h, at, len, 1000) < 0 || u->h.raw.len > 256 * 1024)
+        return HPE_USER;
+    return 0;
+}
+
+static int r_field_done(llhttp_t *p)
+{
+    rt_head_field_done(&U(p)->h);
+    return 0;
+}
+
+static int r_value(llhttp_t *p, const char *at, size_t len)
+{
+    rt_uconn *u = U(p);
+    rt_head_value(&u->h, at, len);
+    return u->h.raw.len > 256 * 1024 ? HPE_USER : 0;
+}
+
+static int r_value_done(llhttp_t *p)
+{
+    rt_head_value_done(&U(p)->h);
+    return 0;
+}
+
+static bool can_retry(const rt_cconn *c, bool connect_failure)
+{
+    if (!c->gen->cfg.retry || c->retried || c->resp_started || !c->replayable)
+        return false;
+    if (connect_failure)
+        return true;
+    return c->idempotent && c->rq == RQ_DONE;
+}
+
+static void retry(rt_cconn *c)
+{
+    router_color other = c->color == ROUTER_BLUE ? ROUTER_GREEN : ROUTER_BLUE;
+    if (c->u) {
+        rt_uconn *u = c->u;
+        detach(c);
+        rt_uconn_close(u);
+    }
+    wait_unlink(c);
+    rt_stats_retry(&c->r->stats, other);
+    c->retried = true;
+    rt_exchange_start(c, other);
+    c->why = "retry";
+}
+
+static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
+{
+    const router_config *cfg = &c->gen->cfg;
+    const rt_head *h = &u->h;
+    int st = p->status_code;
+    cu_buf b = CU_BUF_INIT;
+    cu_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
+    size_t cl = cfg->color_header ? strlen(cfg->color_header) : 0;
+    for (size_t i = 0; i < h->nsp; i++) {
+        const rt_span *sp = &h->sp[i];
+        const char *name = h->raw.data + sp->no;
+        if (rt_hop_by_hop(h, name, sp->nl, false))
+            continue;
+        if (cl && sp->nl == cl && strncasecmp(name, cfg->color_header, cl) == 0)
+            continue;
+        cu_buf_append(&b, name, sp->nl);
+        cu_buf_append(&b, ": ", 2);
+        cu_buf_append(&b, h->raw.data + sp->vo, sp->vl);
+        cu_buf_append(&b, "\r\n", 2);
+    }
+    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool no_body = c->head_req || st == 204 || st == 304;
+    if (no_body) {
+        if (has_cl && c->head_req)
+            cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+    } else if (has_cl && !chunked) {
+        cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+    } else if (c->minor >= 1) {
+        cu_buf_appends(&b, "Transfer-Encoding: chunked\r\n");
+        c->resp_chunked = true;
+    } else {
+        c->resp_close = true;
+        c->close_after = true;
+    }
+    size_t vl;
+    const char *via = rt_head_find(h, "via", &vl);
+    cu_buf_appends(&b, "Via: ");
+    if (via) {
+        cu_buf_append(&b, via, vl);
+        cu_buf_appends(&b, ", ");
+    }
+    cu_buf_appends(&b, "1.1 cutover\r\n");
+    if (cl)
+        cu_buf_appendf(&b, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
+    if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
+        cu_buf_appends(&b, "Connection: close\r\n");
+    else if (c->minor == 0)
+        cu_buf_appends(&b, "Connection: keep-alive\r\n");
+    cu_buf_appends(&b, "\r\n");
+    c->resp_started = true;
+    rt_cwrite(c, b.data, b.len);
+    cu_buf_free(&b);
+}
+
+static int r_headers_complete(llhttp_t *p)
+{
+    rt_uconn *u = U(p);
+    rt_cconn *c = u->c;
+    if (u->h.open)
+        rt_head_value_done(&u->h);
+    int st = p->status_code;
+    if (st < 200) {
+        if (st == 101)
+            return HPE_USER; /* we never forward Upgrade, so this is a broken peer */
+        u->interim = true;
+        return 0;
+    }
+    c->status = st;
+    rt_server_passive(c->srv, st >= 500);
+    if ((st == 502 || st == 503) && can_retry(c, false)) {
+        rt_stats_record(&c->r->stats, c->color, st,
+                        (double)(cu_now_ns() - c->t0_ns) / 1e6, 0, 0, cu_now_ns());
+        retry(c);
+        return HPE_USER;
+    }
+    c->up = UP_RESP;
+    write_head(c, u, p);
+    return c->head_req ? 1 : 0;
+}
+
+static int r_body(llhttp_t *p, const char *at, size_t len)
+{
+    rt_uconn *u = U(p);
+    rt_cconn *c = u->c;
+    if (!c)
+        return HPE_USER;
+    if (c->resp_chunked) {
+        char hdr[24];
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+        rt_cwrite(c, hdr, (size_t)n);
+        rt_cwrite(c, at, len);
+        rt_cwrite(c, "\r\n", 2);
+    } else {
+        rt_cwrite(c, at, len);
+    }
+    return 0;
+}
+
+static int r_complete(llhttp_t *p)
+{
+    rt_uconn *u = U(p);
+    if (u->interim) {
+        u->interim = false;
+        return 0;
+    }
+    u->msg_done = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t resp_settings = {
+    .on_message_begin = r_begin,
+    .on_header_field = r_field,
+    .on_header_field_complete = r_field_done,
+    .on_header_value = r_value,
+    .on_header_value_complete = r_value_done,
+    .on_headers_complete = r_headers_complete,
+    .on_body = r_body,
+    .on_message_complete = r_complete,
+};
+
+/* The response is complete (called outside the parser). */
+static void complete(rt_uconn *u, rt_cconn *c, bool ended)
+{
+    if (c->resp_chunked)
+        rt_cwrite(c, "0\r\n\r\n", 5);
+    bool ka = !ended && llhttp_should_keep_alive(&u->ll) && c->rq == RQ_DONE;
+    detach(c);
+    if (ka)
+        release(u);
+    else
+        rt_uconn_close(u);
+    c->up = UP_NONE;
+    rt_finish(c, true);
+}
+
+static void u_on_read(net_stream *s, const char *data, size_t len)
+{
+    rt_uconn *u = net_stream_user(s);
+    if (u->closing)
+        return;
+    rt_cconn *c = u->c;
+    if (!c) {
+        rt_uconn_close(u); /* bytes on an idle connection: it is not reusable */
+        return;
+    }
+    u->got_bytes = true;
+    if (c->tkind == T_RESPONSE)
+        rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
+    enum llhttp_errno e = llhttp_execute(&u->ll, data, len);
+    if (u->closing || u->c != c)
+        return; /* retried or torn down from a callback */
+    if (e == HPE_PAUSED && u->msg_done) {
+        complete(u, c, false);
+        return;
+    }
+    if (e == HPE_OK)
+        return;
+    upstream_failed(c, HTTP_E_PARSE_BASE - (int)e);
+}
+
+static void u_on_end(net_stream *s, int status)
+{
+    rt_uconn *u = net_stream_user(s);
+    if (u->closing)
+        return;
+    rt_cconn *c = u->c;
+    if (!c) {
+        rt_uconn_close(u);
+        return;
+    }
+    if (status == UV_EOF && c->up == UP_RESP) {
+        enum llhttp_errno e = llhttp_finish(&u->ll);
+        if (u->msg_done && (e == HPE_OK || e == HPE_PAUSED)) {
+            complete(u, c, true);
+            return;
+        }
+    }
+    upstream_failed(c, status == UV_EOF ? UV_ECONNRESET : status);
+}
+
+/* ---- the exchange ------------------------------------------------------------------------------ */
+static void bind_conn(rt_cconn *c, rt_uconn *u)
+{
+    c->u = u;
+    u->c = c;
+    u->got_bytes = u->interim = u->msg_done = false;
+    llhttp_init(&u->ll, HTTP_RESPONSE, &resp_settings);
+    u->ll.data = u;
+    rt_head_reset(&u->h);
+}
+
+static void send_request(rt_cconn *c)
+{
+    rt_uconn *u = c->u;
+    bind_conn(c, u);
+    c->up = UP_SENT;
+    const char *d1, *d2 = NULL;
+    size_t n1, n2 = 0;
+    if (c->retried || c->fresh_retry) {
+        d1 = c->replay.data;
+        n1 = c->replay.len;
+    } else {
+        d1 = c->fwd.data;
+        n1 = c->fwd.len;
+        d2 = c->pend.data;
+        n2 = c->pend.len;
+    }
+    net_write(u->s, d1, n1);
+    if (n2)
+        net_write(u->s, d2, n2);
+    cu_buf_reset(&c->pend);
+    c->head_sent = true;
+    if (net_stream_queued(u->s) > RT_HIGH)
+        c->bp_paused = true;
+    if (c->rq == RQ_DONE)
+        rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
+    else
+        rt_arm(c, T_BODY, c->gen->cfg.body_timeout_ms);
+    rt_client_read_update(c);
+}
+
+static void acquire(rt_cconn *c, rt_server *srv, bool fresh)
+{
+    c->srv = srv;
+    rt_uconn *u = fresh ? NULL : rt_server_take_idle(srv);
+    if (u) {
+        c->u = u;
+        u->c = c;
+        send_request(c);
+        return;
+    }
+    const router_pool_conf *pc = &srv->gen->cfg.pools[srv->color];
+    if (srv->nconns >= pc->max_conns) {
+        c->up = UP_WAIT;
+        c->waiting = true;
+        c->wnext = NULL;
+        c->wprev = srv->wait_tail;
+        if (srv->wait_tail)
+            srv->wait_tail->wnext = c;
+        else
+            srv->wait_head = c;
+        srv->wait_tail = c;
+        rt_arm(c, T_CONNECT, c->gen->cfg.connect_timeout_ms);
+        return;
+    }
+    u = cu_calloc(1, sizeof *u);
+    u->srv = srv;
+    u->gen = srv->gen;
+    rt_gen_ref(u->gen);
+    srv->nconns++;
+    c->u = u;
+    u->c = c;
+    c->up = UP_CONNECT;
+    rt_arm(c, T_CONNECT, c->gen->cfg.connect_timeout_ms);
+    net_resolve(srv->gen->r->resolver, srv->u.host, srv->u.port, on_resolved, u);
+}
+
+void rt_exchange_start(rt_cconn *c, router_color color)
+{
+    c->color = color;
+    c->up = UP_NONE;
+    rt_server *srv = rt_gen_pick(c->gen, color, cu_now_ns());
+    acquire(c, srv, false);
+}
+
+void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
+{
+    if (c->replayable) {
+        if (c->replay.len + n > RT_REPLAY_MAX) {
+            c->replayable = false;
+            cu_buf_free(&c->replay);
+        } else {
+            cu_buf_append(&c->replay, p, n);
+        }
+    }
+    rt_uconn *u = c->u;
+    if (u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
+        net_write(u->s, p, n);
+        if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+            c->bp_paused = true;
+            rt_client_read_update(c);
+        }
+        return;
+    }
+    cu_buf_append(&c->pend, p, n);
+    if (c->pend.len >= RT_HIGH)
+        rt_client_read_update(c);
+}
+
+static void upstream_failed(rt_cconn *c, int err)
+{
+    bool connecting = c->up == UP_CONNECT || c->up == UP_WAIT;
+    rt_uconn *u = c->u;
+    bool stale = u && u->uses > 0 && !u->got_bytes && !connecting;
+    if (u) {
+        detach(c);
+        rt_uconn_close(u);
+    }
+    wait_unlink(c);
+    c->up = UP_NONE;
+    if (c->closing)
+        return;
+    if (stale && !c->fresh_retry && !c->resp_started && c->replayable && c->idempotent &&
+        c->rq == RQ_DONE) {
+        c->fresh_retry = true;
+        acquire(c, c->srv, true);
+        return;
+    }
+    if (c->srv && (connecting || !c->resp_started))
+        rt_server_passive(c->srv, true);
+    uint64_t now = cu_now_ns();
+    rt_stats_record(&c->r->stats, c->color, 0, (double)(now - c->t0_ns) / 1e6, 0, 0, now);
+    if (c->resp_started) {
+        c->status = 0;
+        rt_cconn_close(c);
+        return;
+    }
+    if (can_retry(c, connecting)) {
+        retry(c);
+        return;
+    }
+    rt_send_error(c, err == UV_ETIMEDOUT ? 504 : 502, false);
+}
+
+void rt_exchange_timeout(rt_cconn *c)
+{
+    if (c->up == UP_NONE)
+        return;
+    upstream_failed(c, UV_ETIMEDOUT);
+}
+
+void rt_exchange_abort(rt_cconn *c)
+{
+    wait_unlink(c);
+    if (c->u) {
+        rt_uconn *u = c->u;
+        detach(c);
+        rt_uconn_close(u);
+    }
+    c->up = UP_NONE;
+}
+
+void rt_exchange_client_drained(rt_cconn *c)
+{
+    rt_uconn *u = c->u;
+    if (u && u->paused && u->s) {
+        u->paused = false;
+        net_resume(u->s);
+    }
+}

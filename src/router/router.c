@@ -1,0 +1,280 @@
+/* router/router.c: life cycle, weights, reload and drain (router.h).
+ *
+ * The weight is one atomic (basis points of green), so any thread may set
+ * it and the next request sees it. The effective weight (after health) is
+ * another atomic, recomputed on the loop thread whenever a server's health
+ * changes and on the 1 s tick. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/proxy.h"
+
+const char *router_color_name(router_color c)
+{
+    return c == ROUTER_GREEN ? "green" : "blue";
+}
+
+void rt_update_effective(router *r)
+{
+    uint64_t now = cu_now_ns();
+    size_t hb = rt_gen_healthy(r->gen, ROUTER_BLUE, now);
+    size_t hg = rt_gen_healthy(r->gen, ROUTER_GREEN, now);
+    int ov = -1;
+    if (hg == 0 && hb > 0)
+        ov = 0;
+    else if (hb == 0 && hg > 0)
+        ov = RT_BUCKETS;
+    int old = atomic_exchange(&r->override_bp, ov);
+    if (old != ov && ov >= 0)
+        cu_warn("router: %s has no healthy server; its share goes to %s",
+                ov == 0 ? "green" : "blue", ov == 0 ? "blue" : "green");
+    else if (old != ov)
+        cu_info("router: both colours have healthy servers again");
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    router *r = t->data;
+    rt_gen_sweep(r->gen, cu_now_ns());
+    rt_update_effective(r);
+    if (r->access_log)
+        fflush(r->access_log);
+}
+
+int router_set_weight(router *r, double green_percent)
+{
+    int bp = rt_weight_bp(green_percent);
+    if (bp < 0)
+        return -EINVAL;
+    atomic_store(&r->weight_bp, bp);
+    return 0;
+}
+
+int rt_effective_bp(router *r)
+{
+    int ov = atomic_load(&r->override_bp);
+    return ov >= 0 ? ov : atomic_load(&r->weight_bp);
+}
+
+double router_weight(const router *r)
+{
+    return atomic_load(&((router *)r)->weight_bp) / 100.0;
+}
+
+double router_effective_weight(const router *r)
+{
+    return rt_effective_bp((router *)r) / 100.0;
+}
+
+int router_read_window(router *r, router_color c, uint64_t seconds, router_sample *out)
+{
+    return rt_stats_window(&r->stats, c, seconds, cu_now_ns(), out);
+}
+
+uv_loop_t *router_loop(router *r) { return r->loop; }
+int router_port(const router *r) { return r->listen_port; }
+int router_admin_port(const router *r) { return r->admin_port; }
+const conf_node *router_rollout_conf(const router *r) { return r->gen->cfg.rollout; }
+const conf_node *router_state_conf(const router *r) { return r->gen->cfg.state; }
+
+void router_set_status_hook(router *r, router_status_hook fn, void *ctx)
+{
+    r->status_hook = fn;
+    r->status_ctx = ctx;
+}
+
+void router_set_admin_handler(router *r, const char *prefix, router_admin_handler fn, void *ctx)
+{
+    free(r->admin_prefix);
+    r->admin_prefix = prefix ? cu_strdup(prefix) : NULL;
+    r->admin_fn = fn;
+    r->admin_ctx = ctx;
+}
+
+static int open_log(router *r, const char *path, char err[CU_ERRLEN])
+{
+    if (r->access_log) {
+        fclose(r->access_log);
+        r->access_log = NULL;
+    }
+    if (!path)
+        return 0;
+    r->access_log = fopen(path, "a");
+    if (!r->access_log) {
+        snprintf(err, CU_ERRLEN, "access_log %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+int router_start(router **out, uv_loop_t *loop, router_config *cfg, char err[CU_ERRLEN])
+{
+    *out = NULL;
+    router *r = cu_calloc(1, sizeof *r);
+    r->loop = loop;
+    r->listen_port = r->admin_port = -1;
+    int rc;
+    r->resolver = net_resolver_new(loop, 30000);
+    rt_stats_init(&r->stats, cfg->horizon_s, cu_now_ns());
+    int bp = rt_weight_bp(cfg->weight);
+    atomic_store(&r->weight_bp, bp);
+    atomic_store(&r->override_bp, -1);
+    if (cfg->tls_cert && (rc = net_tls_server_new(&r->listen_tls, cfg->tls_cert, cfg->tls_key,
+                                                  err)) < 0)
+        goto fail;
+    if ((rc = open_log(r, cfg->access_log, err)) < 0)
+        goto fail;
+    if ((rc = rt_gen_new(&r->gen, r, cfg, err)) < 0)
+        goto fail;
+    if ((rc = net_listen(&r->listener, loop, r->gen->cfg.listen_host, r->gen->cfg.listen_port,
+                         r->listen_tls, rt_proxy_accept, r, err)) < 0)
+        goto fail;
+    r->listen_port = net_listener_port(r->listener);
+    if ((rc = rt_admin_start(r, err)) < 0)
+        goto fail;
+    rt_gen_start_health(r->gen);
+    uv_timer_init(loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, 1000, 1000);
+    *out = r;
+    return 0;
+fail:
+    if (r->listener)
+        net_listener_close(r->listener);
+    if (r->gen) {
+        rt_gen_retire(r->gen);
+        rt_gen_unref(r->gen);
+    } else {
+        router_config_free(cfg);
+    }
+    if (r->listen_tls)
+        net_tls_free(r->listen_tls);
+    if (r->access_log)
+        fclose(r->access_log);
+    net_resolver_free(r->resolver);
+    rt_stats_free(&r->stats);
+    free(r);
+    return rc;
+}
+
+int router_reload(router *r, char err[CU_ERRLEN])
+{
+    router_config cfg;
+    const char *path = r->gen->cfg.path;
+    int rc = router_config_load(&cfg, path, err);
+    if (rc < 0)
+        return rc;
+    const router_config *old = &r->gen->cfg;
+    if (strcmp(cfg.listen_host, old->listen_host) || cfg.listen_port != old->listen_port ||
+        strcmp(cfg.admin_host, old->admin_host) || cfg.admin_port != old->admin_port ||
+        !cu_streq(cfg.tls_cert, old->tls_cert) || !cu_streq(cfg.tls_key, old->tls_key))
+        cu_warn("router: reload: listener changes (listen, admin, tls) need a restart; "
+                "kept the old ones");
+    if (cfg.horizon_s != old->horizon_s)
+        cu_warn("router: reload: metrics.horizon changes need a restart");
+    bool weight_changed = fabs(cfg.weight - old->weight) > 1e-9;
+    double weight = cfg.weight;
+    char *log_path = cfg.access_log ? cu_strdup(cfg.access_log) : NULL;
+    bool log_changed = !cu_streq(log_path, old->access_log);
+    rt_gen *g;
+    rc = rt_gen_new(&g, r, &cfg, err);
+    if (rc < 0) {
+        router_config_free(&cfg);
+        free(log_path);
+        return rc;
+    }
+    if (log_changed && open_log(r, log_path, err) < 0) {
+        cu_warn("router: reload: %s (access log off)", err);
+        err[0] = 0;
+    }
+    free(log_path);
+    rt_gen *old_gen = r->gen;
+    rt_gen_inherit(g, old_gen);
+    r->gen = g;
+    rt_gen_retire(old_gen);
+    rt_gen_unref(old_gen);
+    rt_gen_start_health(g);
+    if (weight_changed)
+        router_set_weight(r, weight);
+    rt_update_effective(r);
+    return 0;
+}
+
+void rt_conn_gone(router *r)
+{
+    if (r->draining && r->nconns == 0 && r->drain_done) {
+        void (*done)(void *) = r->drain_done;
+        r->drain_done = NULL;
+        if (r->drain_timer_on) {
+            uv_timer_stop(&r->drain_timer);
+        }
+        done(r->drain_arg);
+    }
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    router *r = t->data;
+    if (r->nconns)
+        cu_warn("router: drain deadline: closing %zu connection(s)", r->nconns);
+    rt_proxy_close_all(r);
+}
+
+void router_drain(router *r, uint64_t deadline_ms, void (*done)(void *arg), void *arg)
+{
+    if (r->draining)
+        return;
+    r->draining = true;
+    r->drain_done = done;
+    r->drain_arg = arg;
+    if (r->listener) {
+        net_listener_close(r->listener);
+        r->listener = NULL;
+    }
+    rt_proxy_drain(r);
+    uv_timer_init(r->loop, &r->drain_timer);
+    r->drain_timer.data = r;
+    r->drain_timer_on = true;
+    uv_timer_start(&r->drain_timer, on_drain_deadline, deadline_ms, 0);
+    if (r->nconns == 0) {
+        r->drain_done = NULL;
+        uv_timer_stop(&r->drain_timer);
+        if (done)
+            done(arg);
+    }
+}
+
+static void on_closed_free(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void router_free(router *r)
+{
+    if (!r)
+        return;
+    if (r->listener)
+        net_listener_close(r->listener);
+    rt_proxy_close_all(r);
+    rt_admin_stop(r);
+    uv_close((uv_handle_t *)&r->tick, on_closed_free);
+    if (r->drain_timer_on)
+        uv_close((uv_handle_t *)&r->drain_timer, on_closed_free);
+    /* Connections close asynchronously and reach back into the router;
+     * run the loop until they are gone before freeing what they use. */
+    while (r->nconns)
+        uv_run(r->loop, UV_RUN_ONCE);
+    rt_gen_retire(r->gen);
+    rt_gen_unref(r->gen);
+    uv_run(r->loop, UV_RUN_NOWAIT);
+    if (r->listen_tls)
+        net_tls_free(r->listen_tls);
+    if (r->access_log)
+        fclose(r->access_log);
+    net_resolver_free(r->resolver);
+    rt_stats_free(&r->stats);
+    free(r->admin_prefix);
+    free(r);
+}

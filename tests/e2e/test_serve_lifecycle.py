@@ -1,0 +1,112 @@
+"""`cutover serve` life cycle: config errors name file:line:column, SIGHUP
+reloads (a broken file keeps the old config serving and says why), SIGTERM
+drains in-flight requests and exits 0, the JSON access log."""
+import json
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import run, start_upstream, stop
+from serve_util import start_router, upstreams_yaml, wait_for, write_config
+
+
+@pytest.fixture
+def colors(tmp_path):
+    blue = start_upstream(tmp_path, "--color", "blue", name="blue")
+    green = start_upstream(tmp_path, "--color", "green", name="green")
+    yield blue, green
+    stop(blue.proc)
+    stop(green.proc)
+
+
+def test_config_errors_name_file_line_column(tmp_path, colors):
+    blue, green = colors
+    cfg = write_config(tmp_path, "weight: 150\n" + upstreams_yaml([blue.url], [green.url]))
+    p = run("serve", cfg)
+    assert p.returncode == 1
+    assert f"{cfg}:3:9: weight is green's percent, from 0 to 100" in p.stderr, p.stderr
+    cfg = write_config(tmp_path, "wieght: 10\nrollout: { steps: [] }\nstate: x.db\n" +
+                       upstreams_yaml([blue.url], [green.url]))
+    p = run("serve", "--check", cfg)
+    assert p.returncode == 0, p.stderr
+    assert "unknown key 'wieght'" in p.stderr and "did you mean 'weight'" in p.stderr
+    assert "rollout" not in p.stderr and "state" not in p.stderr
+
+
+def test_sighup_reload_good_and_broken(tmp_path, colors):
+    blue, green = colors
+    body = "weight: 0\n" + upstreams_yaml([blue.url], [green.url], health=False)
+    cfg = write_config(tmp_path, body)
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        assert r.get("/health", conn=c)[1] == "blue"
+        # a good change: weight 100 in the file
+        cfg.write_text(cfg.read_text().replace("weight: 0", "weight: 100"))
+        r.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: r.status()["weights"]["green"] == 100.0)
+        assert r.get("/health", conn=c)[1] == "green"   # same connection, new config
+        # a broken file: the old config keeps serving and the log says why
+        cfg.write_text(cfg.read_text().replace("weight: 100", "weight: [1"))
+        r.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed" in r.log())
+        assert f"{cfg}:" in r.log()
+        for _ in range(10):
+            st, color, _ = r.get("/health", conn=c)
+            assert (st, color) == (200, "green")
+        assert r.proc.poll() is None
+        c.close()
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def test_sigterm_drains_in_flight(tmp_path, colors):
+    blue, green = colors
+    cfg = write_config(tmp_path, "weight: 50\ntimeouts: { drain: 10s }\n" +
+                       upstreams_yaml([blue.url], [green.url], health=False))
+    r = start_router(tmp_path, cfg)
+    results = []
+
+    def slow():
+        c = r.conn(timeout=15)
+        c.request("GET", "/delay/1500")
+        resp = c.getresponse()
+        results.append((resp.status, resp.read(), resp.getheader("Connection")))
+        c.close()
+
+    idle = r.conn()
+    assert r.get("/health", conn=idle)[0] == 200      # an idle keep-alive connection
+    ts = [threading.Thread(target=slow) for _ in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    r.proc.send_signal(signal.SIGTERM)
+    for t in ts:
+        t.join()
+    assert r.proc.wait(10) == 0, r.log()
+    assert [s for s, _, _ in results] == [200] * 4, results
+    assert 0.5 < time.time() - t0 < 5
+    assert "draining" in r.log()
+    # the listener is gone
+    with pytest.raises(OSError):
+        r.conn(timeout=2).request("GET", "/health")
+
+
+def test_access_log(tmp_path, colors):
+    blue, green = colors
+    cfg = write_config(tmp_path, "weight: 100\naccess_log: access.jsonl\n" +
+                       upstreams_yaml([blue.url], [green.url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        r.get("/api/mocs?x=%22y", headers={"X-Cutover-Color": "blue"})
+    finally:
+        assert r.stop() == 0, r.log()
+    lines = (tmp_path / "access.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    e = json.loads(lines[0])
+    assert e["method"] == "GET" and e["target"] == "/api/mocs?x=%22y"
+    assert e["color"] == "green" and e["why"] == "weighted" and e["status"] == 200
+    assert e["server"] == green.url and e["ms"] > 0 and e["bytes_out"] > 0

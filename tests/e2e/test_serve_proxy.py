@@ -1,0 +1,125 @@
+"""`cutover serve` proxying details: retries on connect failure (and not
+when disabled), the connection-pool limit queueing instead of failing, TLS
+termination and https upstreams, keep-alive reuse of upstream connections."""
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import start_upstream, stop
+from serve_util import start_router, upstreams_yaml, write_config
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def blue(tmp_path):
+    b = start_upstream(tmp_path, "--color", "blue", name="blue")
+    yield b
+    stop(b.proc)
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_connect_failure_retried_on_other_colour(tmp_path, blue, retry):
+    dead = f"http://127.0.0.1:{free_port()}"
+    extra = "    health: { eject_after: 0 }\n"
+    cfg = write_config(tmp_path, f"weight: 100\nretry: {'true' if retry else 'false'}\n" +
+                       upstreams_yaml([blue.url], [dead], health=False, extra=extra))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        for _ in range(5):
+            st, color, _ = r.get("/health", conn=c)
+            assert (st, color) == ((200, "blue") if retry else (502, None))
+        # a POST that never reached any upstream is retried too
+        c.request("POST", "/echo", body=b"payload")
+        resp = c.getresponse()
+        body = resp.read()
+        if retry:
+            assert resp.status == 200 and json.loads(body)["body"] == "payload"
+        else:
+            assert resp.status == 502
+        c.close()
+        st = r.status()["windows"]["1m"]
+        assert st["green"]["transport_errors"] == 6
+        assert st["blue"]["requests"] == (6 if retry else 0)
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def test_pool_limit_queues(tmp_path, blue):
+    extra = "    pool: { max_conns: 1, max_idle: 1 }\n"
+    cfg = write_config(tmp_path, "weight: 0\ntimeouts: { connect: 5s }\n" +
+                       upstreams_yaml([blue.url], [blue.url], health=False, extra=extra))
+    r = start_router(tmp_path, cfg)
+    out = []
+
+    def one():
+        out.append(r.get("/delay/200")[0])
+
+    try:
+        t0 = time.time()
+        ts = [threading.Thread(target=one) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        took = time.time() - t0
+        assert out == [200] * 4
+        assert took >= 0.75, f"4 x 200 ms over one upstream connection took {took:.2f}s"
+        srv = r.status()["upstreams"]["blue"]["servers"][0]
+        assert srv["connections"] == 1 and srv["idle"] == 1
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def test_upstream_connections_are_reused(tmp_path, blue):
+    cfg = write_config(tmp_path, "weight: 0\n" +
+                       upstreams_yaml([blue.url], [blue.url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        for _ in range(20):   # a new client connection each time
+            assert r.get("/health")[0] == 200
+        srv = r.status()["upstreams"]["blue"]["servers"][0]
+        assert srv["connections"] == 1, srv
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def test_tls_termination_and_https_upstream(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    up = start_upstream(tmp_path, "--color", "green", "--tls-cert", str(cert),
+                        "--tls-key", str(key), name="tlsup")
+    extra = "    tls: { ca: cert.pem }\n"
+    cfg = write_config(tmp_path, "weight: 100\ntls: { cert: cert.pem, key: key.pem }\n" +
+                       upstreams_yaml([up.url], [up.url], health=True, extra=extra))
+    r = start_router(tmp_path, cfg)
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        c = http.client.HTTPSConnection("127.0.0.1", r.port, context=ctx, timeout=10)
+        for _ in range(3):
+            c.request("GET", "/echo")
+            resp = c.getresponse()
+            body = json.loads(resp.read())
+            assert resp.status == 200 and resp.getheader("X-Cutover-Color") == "green"
+            assert ["X-Forwarded-Proto", "https"] in body["headers"]
+            assert body["tls"] is True          # the upstream leg is TLS too
+        c.close()
+        assert r.status()["upstreams"]["green"]["healthy"] == 1
+    finally:
+        assert r.stop() == 0, r.log()
+        stop(up.proc)
