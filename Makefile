@@ -10,7 +10,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node
                 libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 python3-pytest
 
 CC      ?= cc
-PKGS    := libuv openssl yaml-0.1 jansson
+PKGS    := libuv openssl yaml-0.1 jansson sqlite3
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wundef -Wno-unused-parameter
@@ -19,12 +19,13 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE $(WARN) -fno-omit-frame-pointer -g -pthrea
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 # Modules in dependency order: a module may include only those before it.
-MODULES := base conf stats net http loadtest upstream cli
+MODULES := base conf stats net http rollout loadtest upstream cli
 DEPS_base     := base
 DEPS_conf     := base conf
 DEPS_stats    := base stats
 DEPS_net      := base net
 DEPS_http     := base net http
+DEPS_rollout  := base conf stats net http rollout
 DEPS_loadtest := base conf stats net http loadtest
 DEPS_upstream := base stats net http upstream
 DEPS_cli      := $(MODULES)
