@@ -488,7 +488,10 @@ int rx_side_dim(const rollout_expr *e, int side)
 const char *rx_side_text(const rollout_expr *e, int side, bool *constant)
 {
     static _Thread_local char buf[256];
-    snprintf(buf, sizeof buf, "%.*s", (int)e->side_len[side], e->text + e->side_off[side]);
+    size_t len = e->side_len[side];
+    while (len && isspace((unsigned char)e->text[e->side_off[side] + len - 1]))
+        len--;
+    snprintf(buf, sizeof buf, "%.*s", (int)len, e->text + e->side_off[side]);
     if (constant) {
         const node *n = e->side[side];
         *constant = n->kind == N_NUM || (n->kind == N_NEG && n->l->kind == N_NUM);

@@ -88,7 +88,7 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     }
     out->lhs = rx_side_value(e, 0, w->new_color, w->old_color);
     out->rhs = rx_side_value(e, 1, w->new_color, w->old_color);
-    char l[160], r[160];
+    char l[160], r[160]; /* side text (and value) */
     side_desc(e, 0, out->lhs, l, sizeof l);
     side_desc(e, 1, out->rhs, r, sizeof r);
     if (!isfinite(out->lhs) || !isfinite(out->rhs)) {
@@ -102,7 +102,8 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     if (ok)
         snprintf(out->detail, sizeof out->detail, "%s %s %s", l, rx_op_text(rx_op(e)), r);
     else /* "p95 612.0ms, wanted p95 <= 500ms" names value and threshold */
-        snprintf(out->detail, sizeof out->detail, "%s, wanted %s %s", l, rx_op_text(rx_op(e)), r);
+        snprintf(out->detail, sizeof out->detail, "%s, wanted %s %s %s", l,
+                 rx_side_text(e, 0, NULL), rx_op_text(rx_op(e)), r);
 }
 
 json_t *rj_sample_json(const rollout_sample *s)
@@ -148,7 +149,7 @@ void rj_analyse(rollout_expr *const *exprs, size_t n, const rollout_window *w, d
                                  : rj_sample_json(w->old_color);
     json_object_set_new(out->inputs, w->new_name ? w->new_name : "new", nw);
     json_object_set_new(out->inputs, w->old_name ? w->old_name : "old", old);
-    char first_fail[320] = "", first_err[320] = "", first_hold[320] = "";
+    char first_fail[512] = "", first_err[512] = "", first_hold[512] = "";
     for (size_t i = 0; i < n; i++) {
         rollout_judgement jj, *j = &jj;
         rollout_judge(exprs[i], w, j);

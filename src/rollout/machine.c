@@ -31,6 +31,7 @@ struct rollout_ctl {
     uv_timer_t *timer;
     rj_state st;
     bool weight_applied;
+    double applied_weight;   /* what the target last accepted */
     int64_t pending_seq;     /* newest decision journaled but not yet acted */
     uint64_t decisions, recovered;
     int64_t last_minute_ms;
@@ -39,7 +40,7 @@ struct rollout_ctl {
 
 typedef struct event {
     const char *name;        /* start step hold rollback promoted abort approval pause resume */
-    char text[600];
+    char text[1024];
 } event;
 
 rj *rollout__journal(rollout_ctl *c)
@@ -64,7 +65,9 @@ static void act(rollout_ctl *c)
         c->weight_applied = true;
         return;
     }
-    int rc = c->cfg.ops->set_weight(c->cfg.target_ctx, c->st.weight);
+    int rc = 0;
+    if (!c->weight_applied || c->applied_weight != c->st.weight)
+        rc = c->cfg.ops->set_weight(c->cfg.target_ctx, c->st.weight);
     if (rc < 0) {
         if (c->weight_applied)
             cu_error("rollout: cannot set %s to %g%%: %s (retrying every second)", c->plan->to,
@@ -73,6 +76,7 @@ static void act(rollout_ctl *c)
         return;
     }
     c->weight_applied = true;
+    c->applied_weight = c->st.weight;
     if (c->pending_seq) {
         if (rj_mark_acted(c->j, c->pending_seq) == 0)
             c->pending_seq = 0;
@@ -278,7 +282,7 @@ static bool check_tripwires(rollout_ctl *c, int64_t now)
         rj_analysis_free(&a);
         return false;
     }
-    char why[600];
+    char why[600 + 512];
     snprintf(why, sizeof why, "tripwire %s", a.summary);
     rollback(c, now, "tripwire", analysis_detail(&a, "tripwires"), why);
     return true;
@@ -298,7 +302,7 @@ static void analyse(rollout_ctl *c, int64_t now)
     n.last_analysis_ms = now;
     n.next_analysis_ms = now + p->interval_ms;
     const char *verdict = rollout_verdict_name(a.verdict);
-    char action[400], why[700];
+    char action[800], why[800];
     switch (a.verdict) {
     case ROLLOUT_FAIL: n.failures++; n.errors = 0; break;
     case ROLLOUT_ERROR: n.errors++; break;
@@ -580,7 +584,7 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     size_t nun = rj_unacted(c->j, seqs, CU_ARRAY_LEN(seqs));
     c->recovered = nun;
     c->pending_seq = nun ? seqs[nun - 1] : 0;
-    c->weight_applied = true; /* so that a failure below logs once */
+    c->weight_applied = false; /* forces set_weight: the target may have restarted too */
     act(c);
     if (c->st.state == ROLLOUT_IDLE && c->pending_seq)
         rj_mark_acted(c->j, c->pending_seq), c->pending_seq = 0;

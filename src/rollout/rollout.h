@@ -101,7 +101,7 @@ typedef struct rollout_judgement {
     rollout_verdict verdict;
     double lhs, rhs;            /* both sides; NaN when not computed */
     uint64_t need_more;         /* HOLD: about this many more requests */
-    char detail[320];           /* "p95 412.0ms <= 500ms", "need about ..." */
+    char detail[512];           /* "p95 412.0ms <= 500ms", "need about ..." */
 } rollout_judgement;
 
 /* Judges one expression: PASS when it holds. Never fails. */
