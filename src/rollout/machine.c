@@ -238,12 +238,15 @@ static int advance(rollout_ctl *c, int64_t now, const char *kind, const char *ve
         snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d of %zu, %s at %g%% "
                  "until %s (%s)", p->from, p->to, n.step + 1, p->nsteps, p->to, n.weight, iso, why);
     }
+    if (detail)
+        json_object_set_new(detail, "reason", json_string(why));
     return decide(c, now, kind, verdict, action, detail, &n, ev, nev);
 }
 
-static int rollback(rollout_ctl *c, int64_t now, const char *kind, json_t *detail,
-                    const char *why)
+static int rollback(rollout_ctl *c, int64_t now, const char *kind, const char *verdict,
+                    json_t *detail, const char *why)
 {
+    json_object_set_new(detail, "reason", json_string(why));
     rj_state n = c->st;
     end_run(&n, ROLLOUT_ROLLED_BACK, 0);
     char action[256];
@@ -252,7 +255,7 @@ static int rollback(rollout_ctl *c, int64_t now, const char *kind, json_t *detai
     snprintf(ev.text, sizeof ev.text, "cutover %s->%s: ROLLED BACK at step %d, %s to 0%%, %s "
              "takes all traffic. Reason: %s", c->plan->from, c->plan->to, c->st.step + 1,
              c->plan->to, c->plan->from, why);
-    return decide(c, now, kind, "FAIL", action, detail, &n, &ev, 1);
+    return decide(c, now, kind, verdict, action, detail, &n, &ev, 1);
 }
 
 static json_t *analysis_detail(rj_analysis *a, const char *which)
@@ -284,7 +287,7 @@ static bool check_tripwires(rollout_ctl *c, int64_t now)
     }
     char why[600 + 512];
     snprintf(why, sizeof why, "tripwire %s", a.summary);
-    rollback(c, now, "tripwire", analysis_detail(&a, "tripwires"), why);
+    rollback(c, now, "tripwire", "FAIL", analysis_detail(&a, "tripwires"), why);
     return true;
 }
 
@@ -315,7 +318,7 @@ static void analyse(rollout_ctl *c, int64_t now)
         c->st.failures = n.failures; /* the record shows the count that tripped */
         c->st.errors = n.errors;
         c->st.last_analysis_ms = now;
-        rollback(c, now, "analysis", analysis_detail(&a, "gates"), why);
+        rollback(c, now, "analysis", verdict, analysis_detail(&a, "gates"), why);
         return;
     }
     if (n.errors > p->error_limit) {
@@ -324,7 +327,7 @@ static void analyse(rollout_ctl *c, int64_t now)
         c->st.failures = n.failures;
         c->st.errors = n.errors;
         c->st.last_analysis_ms = now;
-        rollback(c, now, "analysis", analysis_detail(&a, "gates"), why);
+        rollback(c, now, "analysis", verdict, analysis_detail(&a, "gates"), why);
         return;
     }
     event ev[1];
