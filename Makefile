@@ -11,7 +11,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node
                 prometheus
 
 CC      ?= cc
-PKGS    := libuv openssl yaml-0.1 jansson
+PKGS    := libuv openssl yaml-0.1 jansson sqlite3
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wundef -Wno-unused-parameter
@@ -20,12 +20,13 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE $(WARN) -fno-omit-frame-pointer -g -pthrea
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 # Modules in dependency order: a module may include only those before it.
-MODULES := base conf stats net http loadtest upstream router cli
+MODULES := base conf stats net http loadtest upstream router rollout cli
 DEPS_base     := base
 DEPS_conf     := base conf
 DEPS_stats    := base stats
 DEPS_net      := base net
 DEPS_http     := base net http
+DEPS_rollout  := base conf stats net http rollout
 DEPS_loadtest := base conf stats net http loadtest
 DEPS_upstream := base stats net http upstream
 DEPS_router   := base conf stats net http router

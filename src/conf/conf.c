@@ -117,6 +117,7 @@ conf_node *conf_clone(const conf_node *n)
         return NULL;
     conf_node *c = node_new(n->type, n->file, n->line, n->col);
     c->str = n->str ? cu_strdup(n->str) : NULL;
+    c->quote = n->quote;
     c->b = n->b;
     c->i = n->i;
     c->f = n->f;
@@ -758,6 +759,10 @@ static bool on_scalar(builder *b, const yaml_event_t *ev)
     conf_node *n = node_new(CONF_STRING, b->file, line, col);
     n->str = cu_strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
     bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    if (ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE)
+        n->quote = '\'';
+    else if (ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE)
+        n->quote = '"';
     if (tag && strcmp(tag, "!") != 0 && strcmp(tag, YTAG "str") != 0) {
         resolve_plain(n);
         const char *want = tag + strlen(YTAG);

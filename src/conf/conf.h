@@ -23,6 +23,7 @@ struct conf_node {
     const char *file;     /* shared, owned by the document root */
     int line, col;        /* 1-based position of the node's first character */
     char *str;            /* scalars: the text as written (strings: the value) */
+    char quote;           /* '"' or '\'' for quoted scalars (col is the quote's), else 0 */
     bool b;               /* CONF_BOOL */
     long long i;          /* CONF_INT */
     double f;             /* CONF_FLOAT and CONF_INT */

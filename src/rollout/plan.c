@@ -1,0 +1,394 @@
+/* The rollout plan: the `rollout:` section of the serve config, parsed and
+ * checked once at load time. Every error names file:line:column; unknown
+ * keys warn with the nearest valid key; gate strings are compiled here, so
+ * a typo in a gate fails the load instead of silently meaning "no gate".
+ * A parsed plan is immutable and may be read from any thread.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "rollout/internal.h"
+
+static const char *const plan_keys[] = {"from", "to", "steps", "analysis", "notify"};
+static const char *const step_keys[] = {"weight", "hold", "approve"};
+static const char *const analysis_keys[] = {"interval", "window", "min_requests", "gates",
+                                            "rollback_when", "tripwire_window",
+                                            "tripwire_min_requests", "failure_limit",
+                                            "error_limit"};
+static const char *const notify_keys[] = {"webhook", "exec", "timeout"};
+
+/* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
+static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
+{
+    double v;
+    if (n->type == CONF_INT || n->type == CONF_FLOAT) {
+        v = n->f * 1000;
+    } else if (n->type == CONF_STRING) {
+        char *end;
+        v = strtod(n->str, &end);
+        if (end == n->str)
+            goto bad;
+        while (*end == ' ')
+            end++;
+        double mul;
+        if (strcmp(end, "ms") == 0)
+            mul = 1;
+        else if (strcmp(end, "s") == 0 || *end == 0)
+            mul = 1000;
+        else if (strcmp(end, "m") == 0)
+            mul = 60000;
+        else if (strcmp(end, "h") == 0)
+            mul = 3600000;
+        else if (strcmp(end, "d") == 0)
+            mul = 86400000;
+        else
+            goto bad;
+        v *= mul;
+    } else {
+        goto bad;
+    }
+    if (!isfinite(v) || v < 0 || v > 1e15)
+        goto bad;
+    *out = (int64_t)llround(v);
+    return 0;
+bad:
+    conf_errf(err, n, "%s must be a duration such as 500ms, 30s, 1m, 48h or 7d (got '%s')", what,
+              n->str ? n->str : conf_type_name(n->type));
+    return -EINVAL;
+}
+
+static int count_of(const conf_node *n, uint64_t *out, const char *what, char err[CU_ERRLEN])
+{
+    if (n->type != CONF_INT || n->i < 0) {
+        conf_errf(err, n, "%s must be a whole number >= 0 (got '%s')", what,
+                  n->str ? n->str : conf_type_name(n->type));
+        return -EINVAL;
+    }
+    *out = (uint64_t)n->i;
+    return 0;
+}
+
+static int colour(const conf_node *n, char **out, const char *what, char err[CU_ERRLEN])
+{
+    if (!n || n->type != CONF_STRING || !n->str[0]) {
+        if (n)
+            conf_errf(err, n, "rollout.%s must name a colour (blue, green, ...)", what);
+        else
+            snprintf(err, CU_ERRLEN, "rollout: '%s' is required (the %s colour)", what,
+                     strcmp(what, "from") == 0 ? "old" : "new");
+        return -EINVAL;
+    }
+    *out = cu_strdup(n->str);
+    return 0;
+}
+
+static int parse_steps(rollout_plan *p, const conf_node *n, const conf_node *parent,
+                       char err[CU_ERRLEN])
+{
+    if (!n) {
+        conf_errf(err, parent, "rollout: 'steps' is required, such as [ { weight: 10, hold: 1h }, "
+                               "{ weight: 100, hold: 1h } ]");
+        return -EINVAL;
+    }
+    if (n->type != CONF_SEQ || n->n == 0) {
+        conf_errf(err, n, "rollout.steps must be a non-empty list of { weight, hold }");
+        return -EINVAL;
+    }
+    p->steps = cu_calloc(n->n, sizeof *p->steps);
+    p->nsteps = n->n;
+    for (size_t i = 0; i < n->n; i++) {
+        const conf_node *s = n->items[i];
+        rollout_step *st = &p->steps[i];
+        if (s->type != CONF_MAP) {
+            conf_errf(err, s, "a step must be a map such as { weight: 10, hold: 1h }");
+            return -EINVAL;
+        }
+        conf_check_keys(s, step_keys, CU_ARRAY_LEN(step_keys), "rollout step");
+        const conf_node *w = conf_get(s, "weight"), *h = conf_get(s, "hold"),
+                        *a = conf_get(s, "approve");
+        if (!w) {
+            conf_errf(err, s, "step %zu needs a weight (percent of traffic to '%s')", i + 1, p->to);
+            return -EINVAL;
+        }
+        double wv;
+        if (!conf_number(w, &wv) || w->type == CONF_STRING || !(wv > 0 && wv <= 100)) {
+            conf_errf(err, w, "weight must be a number in (0, 100] (got '%s')",
+                      w->str ? w->str : conf_type_name(w->type));
+            return -EINVAL;
+        }
+        if (i > 0 && wv <= p->steps[i - 1].weight) {
+            conf_errf(err, w, "weights must increase from step to step (%g after %g)", wv,
+                      p->steps[i - 1].weight);
+            return -EINVAL;
+        }
+        st->weight = wv;
+        if (h && duration_ms(h, &st->hold_ms, "hold", err) < 0)
+            return -EINVAL;
+        if (a) {
+            if (a->type != CONF_BOOL) {
+                conf_errf(err, a, "approve must be true or false");
+                return -EINVAL;
+            }
+            st->approve = a->b;
+        }
+    }
+    return 0;
+}
+
+static int parse_exprs(const conf_node *n, rollout_expr ***out, size_t *nout, const char *what,
+                       char err[CU_ERRLEN])
+{
+    if (!n || n->type == CONF_NULL)
+        return 0;
+    if (n->type == CONF_STRING) { /* one gate on its own */
+        *out = cu_calloc(1, sizeof **out);
+        if (!((*out)[0] = rollout_expr_parse_node(n, err)))
+            return -EINVAL;
+        *nout = 1;
+        return 0;
+    }
+    if (n->type != CONF_SEQ) {
+        conf_errf(err, n, "%s must be a list of strings such as [ \"p95 < 500ms\" ]", what);
+        return -EINVAL;
+    }
+    *out = cu_calloc(n->n ? n->n : 1, sizeof **out);
+    for (size_t i = 0; i < n->n; i++) {
+        if (!((*out)[i] = rollout_expr_parse_node(n->items[i], err)))
+            return -EINVAL;
+        *nout = i + 1;
+    }
+    return 0;
+}
+
+static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLEN])
+{
+    p->interval_ms = 60000;
+    p->min_requests = 100;
+    p->tripwire_window_ms = 10000;
+    p->tripwire_min_requests = 20;
+    p->failure_limit = 2;
+    p->error_limit = 3;
+    if (!a)
+        goto defaults;
+    if (a->type != CONF_MAP) {
+        conf_errf(err, a, "rollout.analysis must be a map { interval, min_requests, gates, ... }");
+        return -EINVAL;
+    }
+    conf_check_keys(a, analysis_keys, CU_ARRAY_LEN(analysis_keys), "rollout.analysis");
+    const conf_node *n;
+    uint64_t u;
+    if ((n = conf_get(a, "interval")) && duration_ms(n, &p->interval_ms, "interval", err) < 0)
+        return -EINVAL;
+    if (n && p->interval_ms < 1000) {
+        conf_errf(err, n, "the analysis interval must be at least 1s");
+        return -EINVAL;
+    }
+    if ((n = conf_get(a, "window"))) {
+        if (duration_ms(n, &p->window_ms, "window", err) < 0)
+            return -EINVAL;
+        if (p->window_ms < 1000) {
+            conf_errf(err, n, "the analysis window must be at least 1s");
+            return -EINVAL;
+        }
+    }
+    if ((n = conf_get(a, "min_requests")) && count_of(n, &p->min_requests, "min_requests", err) < 0)
+        return -EINVAL;
+    if ((n = conf_get(a, "tripwire_window"))) {
+        if (duration_ms(n, &p->tripwire_window_ms, "tripwire_window", err) < 0)
+            return -EINVAL;
+        if (p->tripwire_window_ms < 1000) {
+            conf_errf(err, n, "the tripwire window must be at least 1s");
+            return -EINVAL;
+        }
+    }
+    if ((n = conf_get(a, "tripwire_min_requests")) &&
+        count_of(n, &p->tripwire_min_requests, "tripwire_min_requests", err) < 0)
+        return -EINVAL;
+    if ((n = conf_get(a, "failure_limit"))) {
+        if (count_of(n, &u, "failure_limit", err) < 0)
+            return -EINVAL;
+        p->failure_limit = (unsigned)CU_MIN(u, 1000000u);
+    }
+    if ((n = conf_get(a, "error_limit"))) {
+        if (count_of(n, &u, "error_limit", err) < 0)
+            return -EINVAL;
+        p->error_limit = (unsigned)CU_MIN(u, 1000000u);
+    }
+    if (parse_exprs(conf_get(a, "gates"), &p->gates, &p->ngates, "gates", err) < 0)
+        return -EINVAL;
+    if (parse_exprs(conf_get(a, "rollback_when"), &p->tripwires, &p->ntripwires, "rollback_when",
+                    err) < 0)
+        return -EINVAL;
+defaults:
+    if (!p->window_ms)
+        p->window_ms = p->interval_ms;
+    return 0;
+}
+
+static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN])
+{
+    if (!n || n->type == CONF_NULL)
+        return 0;
+    if (n->type != CONF_SEQ) {
+        conf_errf(err, n, "rollout.notify must be a list such as [ { webhook: \"http://...\" } ]");
+        return -EINVAL;
+    }
+    p->receivers = cu_calloc(n->n ? n->n : 1, sizeof *p->receivers);
+    for (size_t i = 0; i < n->n; i++) {
+        const conf_node *r = n->items[i];
+        rollout_receiver *rc = &p->receivers[i];
+        p->nreceivers = i + 1;
+        rc->timeout_ms = 5000;
+        if (r->type != CONF_MAP) {
+            conf_errf(err, r, "a receiver must be { webhook: URL } or { exec: \"command\" }");
+            return -EINVAL;
+        }
+        conf_check_keys(r, notify_keys, CU_ARRAY_LEN(notify_keys), "rollout.notify item");
+        const conf_node *w = conf_get(r, "webhook"), *x = conf_get(r, "exec"),
+                        *t = conf_get(r, "timeout");
+        if ((w != NULL) == (x != NULL)) {
+            conf_errf(err, r, "a receiver needs exactly one of 'webhook' or 'exec'");
+            return -EINVAL;
+        }
+        const conf_node *v = w ? w : x;
+        if (v->type != CONF_STRING || !v->str[0]) {
+            conf_errf(err, v, "%s must be a non-empty string", w ? "webhook" : "exec");
+            return -EINVAL;
+        }
+        if (w) {
+            http_url u;
+            char uerr[CU_ERRLEN];
+            if (http_url_parse(&u, w->str, uerr) < 0) {
+                conf_errf(err, w, "webhook: %s", uerr);
+                return -EINVAL;
+            }
+            http_url_free(&u);
+            rc->webhook = cu_strdup(w->str);
+            rc->key = cu_asprintf("webhook:%s", w->str);
+        } else {
+            rc->exec = cu_strdup(x->str);
+            rc->key = cu_asprintf("exec:%s", x->str);
+        }
+        if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
+            return -EINVAL;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(p->receivers[k].key, rc->key) == 0) {
+                conf_errf(err, v, "the same receiver is listed twice");
+                return -EINVAL;
+            }
+    }
+    return 0;
+}
+
+int rollout_plan_parse(const conf_node *node, rollout_plan **out, char err[CU_ERRLEN])
+{
+    *out = NULL;
+    err[0] = 0;
+    if (!node || node->type != CONF_MAP) {
+        if (node)
+            conf_errf(err, node, "rollout must be a map { from, to, steps, analysis, notify }");
+        else
+            snprintf(err, CU_ERRLEN, "no rollout section");
+        return -EINVAL;
+    }
+    rollout_plan *p = cu_calloc(1, sizeof *p);
+    conf_check_keys(node, plan_keys, CU_ARRAY_LEN(plan_keys), "rollout");
+    if (colour(conf_get(node, "from"), &p->from, "from", err) < 0 ||
+        colour(conf_get(node, "to"), &p->to, "to", err) < 0)
+        goto fail;
+    if (strcmp(p->from, p->to) == 0) {
+        conf_errf(err, conf_get(node, "to"), "rollout.to must differ from rollout.from ('%s')",
+                  p->from);
+        goto fail;
+    }
+    if (parse_steps(p, conf_get(node, "steps"), node, err) < 0 ||
+        parse_analysis(p, conf_get(node, "analysis"), err) < 0 ||
+        parse_notify(p, conf_get(node, "notify"), err) < 0)
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    rollout_plan_free(p);
+    return -EINVAL;
+}
+
+void rollout_plan_free(rollout_plan *p)
+{
+    if (!p)
+        return;
+    free(p->from);
+    free(p->to);
+    free(p->steps);
+    for (size_t i = 0; i < p->ngates; i++)
+        rollout_expr_free(p->gates[i]);
+    free(p->gates);
+    for (size_t i = 0; i < p->ntripwires; i++)
+        rollout_expr_free(p->tripwires[i]);
+    free(p->tripwires);
+    for (size_t i = 0; i < p->nreceivers; i++) {
+        free(p->receivers[i].webhook);
+        free(p->receivers[i].exec);
+        free(p->receivers[i].key);
+    }
+    free(p->receivers);
+    free(p);
+}
+
+int64_t rollout_plan_min_promote_ms(const rollout_plan *p)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < p->nsteps; i++)
+        t += CU_MAX(p->steps[i].hold_ms, 1000); /* the controller ticks once a second */
+    return t;
+}
+
+int64_t rollout_plan_gate_rollback_ms(const rollout_plan *p)
+{
+    return p->interval_ms * ((int64_t)p->failure_limit + 1);
+}
+
+static void human(int64_t ms, char *buf, size_t n)
+{
+    if (ms % 86400000 == 0 && ms >= 86400000)
+        snprintf(buf, n, "%lldd", (long long)(ms / 86400000));
+    else if (ms % 3600000 == 0 && ms >= 3600000)
+        snprintf(buf, n, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0 && ms >= 60000)
+        snprintf(buf, n, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, n, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, n, "%lldms", (long long)ms);
+}
+
+void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
+{
+    char a[32], b[32];
+    cu_buf_appendf(out, "rollout %s -> %s in %zu step%s\n", p->from, p->to, p->nsteps,
+                   p->nsteps == 1 ? "" : "s");
+    for (size_t i = 0; i < p->nsteps; i++) {
+        human(p->steps[i].hold_ms, a, sizeof a);
+        cu_buf_appendf(out, "  step %zu: %s %g%%, hold %s%s\n", i + 1, p->to, p->steps[i].weight, a,
+                       p->steps[i].approve ? ", then wait for approval" : "");
+    }
+    human(p->interval_ms, a, sizeof a);
+    human(p->window_ms, b, sizeof b);
+    cu_buf_appendf(out, "  analysis every %s over %s, at least %llu requests per colour\n", a, b,
+                   (unsigned long long)p->min_requests);
+    for (size_t i = 0; i < p->ngates; i++)
+        cu_buf_appendf(out, "  gate: %s\n", rollout_expr_text(p->gates[i]));
+    human(p->tripwire_window_ms, a, sizeof a);
+    for (size_t i = 0; i < p->ntripwires; i++)
+        cu_buf_appendf(out, "  rollback when: %s (over %s, checked every second)\n",
+                       rollout_expr_text(p->tripwires[i]), a);
+    human(rollout_plan_min_promote_ms(p), a, sizeof a);
+    human(rollout_plan_gate_rollback_ms(p), b, sizeof b);
+    cu_buf_appendf(out, "  shortest time to promote: %s (sum of holds)\n", a);
+    cu_buf_appendf(out, "  time for failing gates to roll back: %s (interval x (failure_limit %u "
+                        "+ 1)); tripwires: within 1s\n", b, p->failure_limit);
+}
