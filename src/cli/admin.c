@@ -15,16 +15,10 @@
 #include "http/http.h"
 #include "net/net.h"
 
-typedef struct call {
-    int err;
-    int status;
-    cu_buf body;
-    bool done;
-} call;
 
 static void on_response(void *user, int err, const http_response *res)
 {
-    call *c = user;
+    cli_admin_reply *c = user;
     c->done = true;
     c->err = err;
     if (err == 0) {
@@ -33,9 +27,9 @@ static void on_response(void *user, int err, const http_response *res)
     }
 }
 
-/* One request to the admin API; fills c. Returns 0 or a negative code. */
-static int admin_call(const char *base, const char *method, const char *path,
-                      const char *token, const char *body, call *c, char err[CU_ERRLEN])
+int cli_admin_call(const char *base, const char *method, const char *path,
+                      const char *token, const char *body, cli_admin_reply *c,
+                   char err[CU_ERRLEN])
 {
     http_url u;
     if (http_url_parse(&u, base, err) < 0)
@@ -81,7 +75,7 @@ out:
     return rc;
 }
 
-static char *read_token(const char *file, char err[CU_ERRLEN])
+char *cli_read_token(const char *file, char err[CU_ERRLEN])
 {
     cu_buf b = CU_BUF_INIT;
     if (cu_read_file(file, &b, err) < 0) {
@@ -94,12 +88,7 @@ static char *read_token(const char *file, char err[CU_ERRLEN])
     return cu_buf_steal(&b);
 }
 
-typedef struct opts {
-    const char *admin, *token_file;
-    const char *arg;
-} opts;
-
-static int parse_opts(int argc, char **argv, opts *o, const char *usage, bool want_arg)
+int cli_admin_opts(int argc, char **argv, cli_admin_args *o, const char *usage, bool want_arg)
 {
     o->admin = getenv("CUTOVER_ADMIN");
     if (!o->admin || !*o->admin)
@@ -139,18 +128,18 @@ static const char STATUS_USAGE[] =
 
 int cmd_status(int argc, char **argv)
 {
-    opts o;
-    int rc = parse_opts(argc, argv, &o, STATUS_USAGE, false);
+    cli_admin_args o;
+    int rc = cli_admin_opts(argc, argv, &o, STATUS_USAGE, false);
     if (rc >= 0)
         return rc;
     char err[CU_ERRLEN];
     char *token = NULL;
-    if (o.token_file && !(token = read_token(o.token_file, err))) {
+    if (o.token_file && !(token = cli_read_token(o.token_file, err))) {
         fprintf(stderr, "cutover status: %s\n", err);
         return 1;
     }
-    call c;
-    rc = admin_call(o.admin, "GET", "/status", token, NULL, &c, err);
+    cli_admin_reply c;
+    rc = cli_admin_call(o.admin, "GET", "/status", token, NULL, &c, err);
     free(token);
     if (rc < 0) {
         fprintf(stderr, "cutover status: %s\n", err);
@@ -181,8 +170,8 @@ static const char WEIGHT_USAGE[] =
 
 int cmd_weight(int argc, char **argv)
 {
-    opts o;
-    int rc = parse_opts(argc, argv, &o, WEIGHT_USAGE, true);
+    cli_admin_args o;
+    int rc = cli_admin_opts(argc, argv, &o, WEIGHT_USAGE, true);
     if (rc >= 0)
         return rc;
     const char *eq = strchr(o.arg, '=');
@@ -200,15 +189,15 @@ int cmd_weight(int argc, char **argv)
         fprintf(stderr, "cutover weight: --token-file (or $CUTOVER_TOKEN_FILE) is required\n");
         return 2;
     }
-    char *token = read_token(o.token_file, err);
+    char *token = cli_read_token(o.token_file, err);
     if (!token) {
         fprintf(stderr, "cutover weight: %s\n", err);
         return 1;
     }
     char body[64];
     snprintf(body, sizeof body, "{\"%s\": %.2f}", green ? "green" : "blue", v);
-    call c;
-    rc = admin_call(o.admin, "PUT", "/weights", token, body, &c, err);
+    cli_admin_reply c;
+    rc = cli_admin_call(o.admin, "PUT", "/weights", token, body, &c, err);
     free(token);
     if (rc < 0) {
         fprintf(stderr, "cutover weight: %s\n", err);

@@ -22,6 +22,8 @@ static const subcommand commands[] = {
     {"serve", cmd_serve, "the weighted blue/green router (config: docs/serve.md)"},
     {"status", cmd_status, "print a running router's status (admin API)"},
     {"weight", cmd_weight, "set green's share of traffic: cutover weight green=10"},
+    {"rollout", cmd_rollout, "drive the rollout: start|status|pause|resume|approve|promote|abort"},
+    {"events", cmd_events, "the rollout's decision history (table or --json)"},
     {"demo", cmd_demo, "run the lego-api load test against the sample service"},
 };
 

@@ -4,6 +4,8 @@
 #ifndef CUTOVER_CLI_H
 #define CUTOVER_CLI_H
 
+#include "base/base.h"
+
 int cli_main(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);
@@ -12,5 +14,42 @@ int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_weight(int argc, char **argv);
+int cmd_rollout(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+
+/* admin.c: the client side of the admin API, shared by the commands that
+ * talk to a running `cutover serve` (status, weight, rollout, events). */
+typedef struct cli_admin_reply {
+    int err;                 /* transport error, 0 when an answer came */
+    int status;              /* HTTP status */
+    cu_buf body;             /* the caller frees it */
+    bool done;
+} cli_admin_reply;
+/* One request to the admin API at `base` (token may be NULL, body is JSON
+ * or NULL); fills *c. Returns 0 or a negative code with err. */
+int cli_admin_call(const char *base, const char *method, const char *path, const char *token,
+                   const char *body, cli_admin_reply *c, char err[CU_ERRLEN]);
+/* The token from a file, trailing white space dropped; NULL with err. */
+char *cli_read_token(const char *file, char err[CU_ERRLEN]);
+typedef struct cli_admin_args {
+    const char *admin, *token_file;
+    const char *arg;         /* the one positional argument, when wanted */
+} cli_admin_args;
+/* Parses --admin URL and --token-file FILE (defaults: $CUTOVER_ADMIN or
+ * http://127.0.0.1:9090, $CUTOVER_TOKEN_FILE). Returns -1 to go on, or the
+ * exit status to return now (0 after --help, 2 on a usage error). */
+int cli_admin_opts(int argc, char **argv, cli_admin_args *o, const char *usage, bool want_arg);
+
+/* serve_rollout.c: the rollout controller inside `cutover serve`. */
+typedef struct serve_rollout serve_rollout;
+struct router;
+/* Starts the controller when the config has a `rollout:` section (else
+ * *out stays NULL and 0 is returned). Returns 0 or a negative code with err
+ * ("file:line:col: ..." for plan errors). */
+int serve_rollout_attach(serve_rollout **out, struct router *r, const char *config_path,
+                         char err[CU_ERRLEN]);
+/* One line for the start-up banner: state, step, weight, journal. */
+void serve_rollout_describe(const serve_rollout *sr, cu_buf *out);
+void serve_rollout_detach(serve_rollout *sr);
 
 #endif

@@ -33,6 +33,7 @@ typedef struct serve_ctx {
     uv_loop_t loop;
     uv_signal_t sighup, sigterm, sigint;
     router *r;
+    serve_rollout *ro;           /* NULL without a rollout: section */
     uint64_t drain_ms;
     int stopping;
 } serve_ctx;
@@ -146,6 +147,10 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     int rc;
+    if ((rc = serve_rollout_attach(&s.ro, s.r, path, err)) < 0) {
+        fprintf(stderr, "cutover serve: %s\n", err);
+        goto out;
+    }
     if (port_file && (rc = write_port_file(port_file, router_port(s.r))) < 0) {
         fprintf(stderr, "cutover serve: cannot write %s: %s\n", port_file, strerror(-rc));
         goto out;
@@ -156,6 +161,12 @@ int cmd_serve(int argc, char **argv)
     }
     printf("cutover serve: listening on port %d, admin on port %d, green weight %.2f%%\n",
            router_port(s.r), router_admin_port(s.r), router_weight(s.r));
+    if (s.ro) {
+        cu_buf line = CU_BUF_INIT;
+        serve_rollout_describe(s.ro, &line);
+        printf("cutover serve: %s\n", line.data);
+        cu_buf_free(&line);
+    }
     fflush(stdout);
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
@@ -163,6 +174,7 @@ int cmd_serve(int argc, char **argv)
     uv_run(&s.loop, UV_RUN_DEFAULT);
     status = 0;
 out:
+    serve_rollout_detach(s.ro);
     if (s.r)
         router_free(s.r);
     if (!uv_is_closing((uv_handle_t *)&s.sighup)) {

@@ -28,6 +28,8 @@
 #include "loadtest/internal.h"
 
 static volatile sig_atomic_t got_signal;
+/* run->stop when lt_run_opts.stop ended the run (no signal number is 1000). */
+#define LT_STOP_ASKED 1000
 
 static void on_signal(int sig)
 {
@@ -406,8 +408,10 @@ int lt_run(const lt_run_opts *o)
         snprintf(run->test_id, sizeof run->test_id, "%s", env_id);
     else
         make_test_id(run->test_id, &rng);
-    printf("Test run id: %s\n", run->test_id);
-    fflush(stdout);
+    if (!o->stop) {
+        printf("Test run id: %s\n", run->test_id);
+        fflush(stdout);
+    }
     raise_fd_limit();
 
     lt_report *rep = lt_report_new(run);
@@ -418,11 +422,13 @@ int lt_run(const lt_run_opts *o)
             goto out_report;
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (!o->stop) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     run->start_ns = cu_now_ns() + 20 * 1000000ull;
@@ -434,8 +440,9 @@ int lt_run(const lt_run_opts *o)
     size_t next_phase_event = 0; /* 2*i: start of phase i, 2*i+1: its end */
     size_t nphases = script->nphases;
     while (atomic_load(&run->workers_done) < run->nworkers) {
-        if (got_signal && !atomic_load(&run->stop)) {
-            atomic_store(&run->stop, (int)got_signal);
+        int asked = o->stop && atomic_load(o->stop) ? LT_STOP_ASKED : 0;
+        if ((got_signal || asked) && !atomic_load(&run->stop)) {
+            atomic_store(&run->stop, got_signal ? (int)got_signal : asked);
             for (int i = 0; i < run->nworkers; i++)
                 uv_async_send(&run->workers[i].wake);
         }

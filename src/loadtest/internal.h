@@ -76,7 +76,7 @@ struct lt_run {
     size_t scenario_table_len;
     uint64_t start_ns;             /* common start of the schedule */
     int64_t start_wall_ms;
-    atomic_int stop;               /* 0, or the signal that stopped the run */
+    atomic_int stop;               /* 0, the signal that stopped the run, or LT_STOP_ASKED */
     atomic_llong active_total;     /* users alive, all workers */
     atomic_int expect_failed;
     atomic_int workers_done;

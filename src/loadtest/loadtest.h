@@ -17,6 +17,7 @@
 #ifndef CUTOVER_LOADTEST_H
 #define CUTOVER_LOADTEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "loadtest/script.h"
@@ -27,6 +28,11 @@ typedef struct lt_run_opts {
     bool quiet;             /* -q */
     int workers;            /* --workers N (>= 1) */
     uint64_t seed;          /* 0: from entropy */
+    /* Embedded use (`cutover demo`): nothing is printed on stdout, no
+     * signal handlers are installed, and the run ends early, as a SIGINT
+     * would end it but with the usual exit status, once *stop becomes
+     * non-zero (set from any thread). NULL: a normal run. */
+    atomic_int *stop;
 } lt_run_opts;
 
 /* Exit statuses, as Artillery's. */
