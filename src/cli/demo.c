@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -349,7 +350,10 @@ static void close_step(demo_act *a, int step, double weight, double seconds)
 static void print_line(demo *d, const char *line)
 {
     if (d->tty) {
-        printf("\r\033[K%s", line);
+        /* one screen line, or the \r redraw would leave wrapped pieces behind */
+        struct winsize ws;
+        int cols = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+        printf("\r\033[K%.*s", cols - 1, line);
     } else {
         printf("%s\n", line);
     }

@@ -70,7 +70,7 @@ static void act(rollout_ctl *c)
         rc = c->cfg.ops->set_weight(c->cfg.target_ctx, c->st.weight);
     if (rc < 0) {
         if (c->weight_applied)
-            cu_error("rollout: cannot set %s to %g%%: %s (retrying every second)", c->plan->to,
+            cu_error("rollout: cannot set %s to %g%%: %s (retrying at every tick)", c->plan->to,
                      c->st.weight, strerror(-rc));
         c->weight_applied = false;
         return;
@@ -598,7 +598,7 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
         c->timer = cu_calloc(1, sizeof *c->timer);
         uv_timer_init(cfg->loop, c->timer);
         c->timer->data = c;
-        uv_timer_start(c->timer, on_timer, 1000, 1000);
+        uv_timer_start(c->timer, on_timer, ROLLOUT_TICK_MS, ROLLOUT_TICK_MS);
     }
     if (c->notify)
         rn_pump(c->notify);

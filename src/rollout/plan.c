@@ -384,7 +384,7 @@ void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
         cu_buf_appendf(out, "  gate: %s\n", rollout_expr_text(p->gates[i]));
     human(p->tripwire_window_ms, a, sizeof a);
     for (size_t i = 0; i < p->ntripwires; i++)
-        cu_buf_appendf(out, "  rollback when: %s (over %s, checked every second)\n",
+        cu_buf_appendf(out, "  rollback when: %s (over %s, checked five times a second)\n",
                        rollout_expr_text(p->tripwires[i]), a);
     human(rollout_plan_min_promote_ms(p), a, sizeof a);
     human(rollout_plan_gate_rollback_ms(p), b, sizeof b);

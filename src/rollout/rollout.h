@@ -22,8 +22,9 @@
  *   interrupted decision acted; it never re-decides it.
  * - Holds are absolute wall-clock deadlines, so a restart honours the rest
  *   of a hold.
- * - A tripwire (rollback_when) that fires sets the new colour to 0 within the
- *   same 1-second tick.
+ * - Tripwires (rollback_when) are checked at every tick, five times a second,
+ *   and one that fires sets the new colour to 0 within that same tick; the
+ *   analysis (gates) runs every `interval`, from the same ticks.
  *
  * Thread rules: a controller belongs to the thread running its uv loop; all
  * calls (commands, status, admin) come from that thread.
@@ -167,7 +168,7 @@ typedef struct rollout_config {
     const char *journal_path;        /* SQLite file, created if absent */
     const rollout_target_ops *ops;
     void *target_ctx;
-    uv_loop_t *loop;                 /* runs the 1 s timer and notifications */
+    uv_loop_t *loop;                 /* runs the tick timer and notifications */
     rollout_clock_fn clock;          /* NULL: cu_wall_ms */
     void *clock_ctx;
     bool manual_ticks;               /* tests: no timer, call rollout_tick */
@@ -176,9 +177,14 @@ typedef struct rollout_config {
 
 typedef struct rollout_ctl rollout_ctl;
 
+/* The controller's tick: tripwires are checked this often. Everything else
+ * a tick does is due by wall-clock time (analysis every interval, holds,
+ * per-minute aggregates), so the tick only bounds how late it can be. */
+#define ROLLOUT_TICK_MS 200
+
 /* Opens (or creates) the journal, recovers the state it holds: re-applies
  * the journaled weight, marks an interrupted decision acted, resumes
- * undelivered notifications; then starts the 1 s timer. Only one process
+ * undelivered notifications; then starts the tick timer (ROLLOUT_TICK_MS). Only one process
  * may hold a journal (a lock file beside it). Returns 0 or a negative errno
  * with err filled. */
 int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLEN]);
@@ -187,7 +193,7 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
  * close callbacks: run the loop afterwards. */
 void rollout_close(rollout_ctl *c);
 
-/* One tick (the timer calls this every second): tripwires, analysis when
+/* One tick (the timer calls this every ROLLOUT_TICK_MS): tripwires, analysis when
  * due, hold deadlines, per-minute aggregates, the notification outbox. */
 void rollout_tick(rollout_ctl *c);
 
