@@ -12,6 +12,8 @@
  * journal recorded it re-sends that one row on restart: receivers that must
  * not see it twice deduplicate on the payload's event_id (also sent as the
  * X-Cutover-Event-Id header).
+ * Process-wide effect: rn_new ignores SIGPIPE if its disposition is still
+ * the default (a hook that exits without reading stdin must not kill serve).
  * Thread rules: the loop's thread only.
  */
 #include <errno.h>
@@ -82,6 +84,12 @@ rn *rn_new(uv_loop_t *loop, rj *j, const rollout_plan *plan, rollout_clock_fn cl
     n->base_ms = retry_base_ms;
     n->resolver = net_resolver_new(loop, 60000);
     n->nrs = plan->nreceivers;
+    /* a hook that exits without reading stdin (or a receiver that closes
+     * early) must cost an EPIPE, not the process: ignore SIGPIPE unless
+     * the program already chose a handler, as network servers do anyway */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     n->rs = cu_calloc(n->nrs ? n->nrs : 1, sizeof *n->rs);
     for (size_t i = 0; i < n->nrs; i++) {
         rn_recv *rv = &n->rs[i];

@@ -43,7 +43,11 @@ static void on_hook(http_exchange *x, const http_server_request *req, void *user
         !json_is_object(dec) || !json_object_get(dec, "verdict") || !h ||
         h->value_len != strlen(id) || memcmp(h->value, id, h->value_len) != 0 ||
         strcmp(req->method, "POST") != 0 || req->path_len != 5 || memcmp(req->path, "/hook", 5) != 0)
+    {
         r->bad_payload = true;
+        fprintf(stderr, "bad delivery: %s %.*s body=%.*s\n", req->method, (int)req->path_len,
+                req->path, (int)req->body_len, req->body);
+    }
     int status = 200;
     if (r->refuse_all || (r->naccepted == r->fail_event_index && r->failed < r->fail_times)) {
         status = 500;
@@ -163,7 +167,9 @@ static void test_webhook_and_exec_in_order(void **state)
     char got[16][32];
     uint64_t end = cu_now_ns() + 5000000000ull;
     int n;
-    while ((n = read_exec_log(log, got, 16)) < 6 && cu_now_ns() < end) {
+    while (((n = read_exec_log(log, got, 16)) < 6 ||
+            sql_int(path, "SELECT count(*) FROM outbox WHERE delivered_ms IS NULL") > 0) &&
+           cu_now_ns() < end) {
         uv_run(&loop, UV_RUN_NOWAIT);
         f.now += 1000;
         rollout_tick(c);
