@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 
 #include "fake.h"
 
@@ -421,6 +422,82 @@ static void test_admin(void **state)
     env_close(&e);
 }
 
+/* The real thing: the controller's own 1 s timer on a uv loop and the real
+ * wall clock. Errors appear; within about a second green is at 0. */
+static void stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+static void test_timer_on_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    fake f;
+    fake_init(&f, 0);
+    fake_traffic(&f, 1, 1000, 0, 0, 200);
+    fake_traffic(&f, 0, 1000, 0, 0, 200);
+    rollout_plan *p = plan_from(plan_yaml, NULL);
+    char *path = temp_journal();
+    char err[CU_ERRLEN];
+    rollout_config cfg = {.plan = p, .journal_path = path, .ops = &fake_ops, .target_ctx = &f,
+                          .loop = &loop};
+    rollout_ctl *c;
+    assert_int_equal(rollout_open(&c, &cfg, err), 0);
+    assert_int_equal(rollout_start(c, "test", err), 0);
+    assert_true(f.weight == 10);
+    int64_t t_bad = cu_wall_ms();
+    fake_traffic(&f, 1, 1000, 500, 0, 200);
+    uv_timer_t stop;
+    uv_timer_init(&loop, &stop);
+    uv_timer_start(&stop, stop_loop, 1300, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(f.weight == 0);
+    assert_int_equal(info_of(c).state, ROLLOUT_ROLLED_BACK);
+    long long t_rb = sql_int(path, "SELECT time_ms FROM decisions WHERE kind='tripwire'");
+    assert_true(t_rb - t_bad <= 1100);
+    rollout_close(c);
+    uv_close((uv_handle_t *)&stop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rollout_plan_free(p);
+    remove_journal(path);
+    fake_free(&f);
+}
+
+/* Per-minute aggregates keep the latency histogram, decodable later. */
+static void test_minute_aggregates(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    fake_traffic(&e.f, 1, 600, 6, 0, 250);
+    run_for(e.c, &e.f, 3 * 60000);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT minute_ms, requests, errors_5xx, latency FROM "
+                                            "minutes WHERE color='green' ORDER BY minute_ms",
+                                        -1, &st, NULL), SQLITE_OK);
+    int rows = 0;
+    hist h;
+    hist_init(&h);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        assert_int_equal(sqlite3_column_int64(st, 0) % 60000, 0);
+        assert_int_equal(sqlite3_column_int64(st, 1), 600);
+        assert_int_equal(sqlite3_column_int64(st, 2), 6);
+        assert_int_equal(rollout_hist_decode(sqlite3_column_blob(st, 3),
+                                             (size_t)sqlite3_column_bytes(st, 3), &h), 0);
+        assert_int_equal(h.count, 600);
+        assert_true(fabs(hist_quantile(&h, 0.95) - 250) < 2.5);
+        rows++;
+    }
+    sqlite3_finalize(st);
+    hist_free(&h);
+    assert_int_equal(rows, 3); /* idle, but the router's traffic is still recorded */
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +510,8 @@ int main(void)
         cmocka_unit_test(test_errors_apart_from_failures),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_timer_on_loop),
+        cmocka_unit_test(test_minute_aggregates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
