@@ -332,16 +332,21 @@ static void analyse(rollout_ctl *c, int64_t now)
     }
     event ev[1];
     size_t nev = 0;
+    n.awaiting_approval = false; /* set again below if this analysis passes */
     bool hold_over = now >= c->st.deadline_ms;
     if (a.verdict == ROLLOUT_PASS && hold_over) {
         const rollout_step *s = &p->steps[c->st.step];
         if (s->approve) {
-            n.awaiting_approval = true;
+            /* the gates keep being judged while a person decides: approval
+             * is offered only while the last analysis passed */
             snprintf(action, sizeof action, "wait for approval to leave step %d", n.step + 1);
-            ev[nev].name = "approval";
-            snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at %g%%) "
-                     "passed its gates and waits for approval: cutover rollout approve", p->from,
-                     p->to, n.step + 1, p->to, n.weight);
+            if (!c->st.awaiting_approval) {
+                ev[nev].name = "approval";
+                snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at "
+                         "%g%%) passed its gates and waits for approval: cutover rollout approve",
+                         p->from, p->to, n.step + 1, p->to, n.weight);
+            }
+            n.awaiting_approval = true;
             decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
             return;
         }
@@ -400,7 +405,7 @@ void rollout_tick(rollout_ctl *c)
         if (check_tripwires(c, now))
             goto out;
     }
-    if (c->st.state == ROLLOUT_PROGRESSING && !c->st.awaiting_approval) {
+    if (c->st.state == ROLLOUT_PROGRESSING) {
         bool due = now >= c->st.next_analysis_ms ||
                    (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms);
         if (due)
@@ -494,7 +499,7 @@ int rollout_approve(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
     if (c->st.state != ROLLOUT_PROGRESSING || !c->st.awaiting_approval) {
         if (c->st.state == ROLLOUT_PROGRESSING && c->plan->steps[c->st.step].approve)
             return refuse(err, -EINVAL, "step %d waits for approval only once its hold is over "
-                          "and its gates pass", c->st.step + 1);
+                          "and its last analysis passed", c->st.step + 1);
         return refuse(err, -EINVAL, "nothing waits for approval (the rollout is %s)",
                       rollout_state_name(c->st.state));
     }

@@ -265,8 +265,18 @@ static void test_approval(void **state)
     run_for(e.c, &e.f, 3600000); /* waits as long as it takes */
     assert_true(info_of(e.c).awaiting_approval);
     assert_true(e.f.weight == 10);
+    /* the gates are still judged: a failure withdraws the offer ... */
+    fake_traffic(&e.f, 1, 1000, 0, 0, 900);
+    run_for(e.c, &e.f, 60000);
+    assert_false(info_of(e.c).awaiting_approval);
+    assert_int_equal(info_of(e.c).failures, 1);
+    assert_int_equal(rollout_approve(e.c, "alice", err), -EINVAL);
+    /* ... and a pass offers it again (one more notification) */
+    fake_traffic(&e.f, 1, 1000, 0, 0, 200);
+    run_for(e.c, &e.f, 60000);
+    assert_true(info_of(e.c).awaiting_approval);
     assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE action LIKE 'wait for "
-                               "approval%'"), 1);
+                               "approval%'"), 62); /* 1 + 60 + 1 */
     cu_buf b = CU_BUF_INIT;
     rollout_status_json(e.c, 0, &b);
     assert_non_null(strstr(b.data, "\"waiting\": \"approval\""));
