@@ -46,6 +46,7 @@ struct rn_recv {
     const rollout_receiver *r;
     http_url url;
     bool url_ok;
+    net_tls *tls;            /* https receivers: verifying client context */
     http_client *cli;
     bool busy;
     int64_t retry_at_ms;
@@ -100,6 +101,11 @@ rn *rn_new(uv_loop_t *loop, rj *j, const rollout_plan *plan, rollout_clock_fn cl
             rv->url_ok = http_url_parse(&rv->url, rv->r->webhook, err) == 0;
             if (!rv->url_ok)
                 cu_error("rollout: webhook %s: %s", rv->r->webhook, err);
+            if (rv->url_ok && rv->url.tls &&
+                net_tls_client_new(&rv->tls, true, rv->r->ca, err) < 0) {
+                cu_error("rollout: webhook %s: %s", rv->r->webhook, err);
+                rv->tls = NULL; /* deliveries fail (and are retried) with EINVAL */
+            }
         }
     }
     return n;
@@ -113,6 +119,8 @@ static void maybe_free(rn *n)
         rj_outbox_row_free(&n->rs[i].row);
         if (n->rs[i].url_ok)
             http_url_free(&n->rs[i].url);
+        if (n->rs[i].tls)
+            net_tls_free(n->rs[i].tls);
     }
     net_resolver_free(n->resolver);
     free(n->rs);
@@ -165,10 +173,10 @@ static void on_response(void *user, int err, const http_response *res)
 static int send_webhook(rn_recv *rv)
 {
     rn *n = rv->n;
-    if (!rv->url_ok)
+    if (!rv->url_ok || (rv->url.tls && !rv->tls))
         return -EINVAL;
     if (!rv->cli) {
-        http_client_opts o = {.resolver = n->resolver};
+        http_client_opts o = {.resolver = n->resolver, .tls = rv->tls};
         rv->cli = http_client_new(n->loop, &rv->url, &o);
         if (!rv->cli)
             return -ENOMEM;

@@ -20,7 +20,7 @@ static const char *const analysis_keys[] = {"interval", "window", "min_requests"
                                             "rollback_when", "tripwire_window",
                                             "tripwire_min_requests", "failure_limit",
                                             "error_limit"};
-static const char *const notify_keys[] = {"webhook", "exec", "timeout"};
+static const char *const notify_keys[] = {"webhook", "exec", "timeout", "ca"};
 
 /* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
 static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
@@ -276,6 +276,14 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
         }
         if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
             return -EINVAL;
+        const conf_node *ca = conf_get(r, "ca");
+        if (ca) {
+            if (!w || ca->type != CONF_STRING || !ca->str[0]) {
+                conf_errf(err, ca, "ca is a PEM file path, for https webhooks only");
+                return -EINVAL;
+            }
+            rc->ca = cu_strdup(ca->str);
+        }
         for (size_t k = 0; k < i; k++)
             if (strcmp(p->receivers[k].key, rc->key) == 0) {
                 conf_errf(err, v, "the same receiver is listed twice");
@@ -333,6 +341,7 @@ void rollout_plan_free(rollout_plan *p)
     for (size_t i = 0; i < p->nreceivers; i++) {
         free(p->receivers[i].webhook);
         free(p->receivers[i].exec);
+        free(p->receivers[i].ca);
         free(p->receivers[i].key);
     }
     free(p->receivers);

@@ -117,6 +117,7 @@ typedef struct rollout_step {
 typedef struct rollout_receiver {
     char *webhook;              /* POST URL, or NULL */
     char *exec;                 /* shell command fed the JSON on stdin, or NULL */
+    char *ca;                   /* https: extra trusted PEM file (system store always) */
     int64_t timeout_ms;
     char *key;                  /* identity in the outbox: "webhook:URL" / "exec:CMD" */
 } rollout_receiver;
