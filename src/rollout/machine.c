@@ -585,6 +585,11 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
         rc = -EINVAL;
         goto fail;
     }
+    if ((c->st.state == ROLLOUT_PROGRESSING || c->st.state == ROLLOUT_PAUSED) &&
+        c->st.weight != c->plan->steps[c->st.step].weight)
+        cu_warn("rollout: the journal has %s at %g%% for step %d but the plan now says %g%%; "
+                "keeping %g%% until the step ends", c->plan->to, c->st.weight, c->st.step + 1,
+                c->plan->steps[c->st.step].weight, c->st.weight);
     c->decisions = rj_decision_count(c->j);
     /* recovery: re-apply the journaled weight; decisions that never got to
      * act are acted now (not decided again) */

@@ -508,6 +508,33 @@ static void test_minute_aggregates(void **state)
     env_close(&e);
 }
 
+/* A journal that refuses writes: commands fail with -EIO and change
+ * nothing; a tripwire still takes the new colour to 0 (safety first). */
+static void test_journal_refuses(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(rollout_pause(e.c, "t", err), -EIO);
+    assert_non_null(strstr(err, "journal refused"));
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROGRESSING);
+    run_for(e.c, &e.f, 60000); /* the analysis cannot be journaled: nothing moves */
+    assert_int_equal(info_of(e.c).decisions, 1);
+    fake_traffic(&e.f, 1, 1000, 100, 0, 200);
+    run_for(e.c, &e.f, 1000);
+    assert_true(e.f.weight == 0);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_ROLLED_BACK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=0", NULL, NULL, NULL), SQLITE_OK);
+    fake_traffic(&e.f, 1, 1000, 0, 0, 200);
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    assert_true(e.f.weight == 10);
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_timer_on_loop),
         cmocka_unit_test(test_minute_aggregates),
+        cmocka_unit_test(test_journal_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
