@@ -390,10 +390,17 @@ static void record_minute(rollout_ctl *c, int64_t now)
     c->last_minute_ms = minute;
     rollout_window w;
     read_both(c, 60, &w);
+    if (rj_begin(c->j) < 0)
+        return;
+    int rc = 0;
     if (w.new_err == 0 && c->s_new.requests)
-        rj_minute_put(c->j, minute - 60000, c->plan->to, &c->s_new);
-    if (w.old_err == 0 && c->s_old.requests)
-        rj_minute_put(c->j, minute - 60000, c->plan->from, &c->s_old);
+        rc = rj_minute_put(c->j, minute - 60000, c->plan->to, &c->s_new);
+    if (rc == 0 && w.old_err == 0 && c->s_old.requests)
+        rc = rj_minute_put(c->j, minute - 60000, c->plan->from, &c->s_old);
+    if (rc == 0)
+        rc = rj_commit(c->j); /* one fsync a minute for both colours */
+    if (rc < 0)
+        rj_rollback(c->j);
 }
 
 void rollout_tick(rollout_ctl *c)

@@ -26,7 +26,11 @@
  *   same 1-second tick.
  *
  * Thread rules: a controller belongs to the thread running its uv loop; all
- * calls (commands, status, admin) come from that thread.
+ * calls (commands, status, admin) come from that thread, and so do the calls
+ * it makes to the target ops. The journal fsyncs once per decision (about
+ * one per analysis interval, plus commands) and once a minute for the
+ * aggregates: if the router's loop must never wait for a disk, give the
+ * controller a loop (thread) of its own and make the ops thread-safe.
  */
 #ifndef CUTOVER_ROLLOUT_H
 #define CUTOVER_ROLLOUT_H
