@@ -17,8 +17,9 @@ enum { RX_LT, RX_LE, RX_GT, RX_GE, RX_EQ, RX_NE };       /* comparisons */
 double rx_side_value(const rollout_expr *e, int side, const rollout_sample *nw,
                      const rollout_sample *old);
 int rx_side_dim(const rollout_expr *e, int side);
-/* The side's source text and whether it is a plain constant. */
-const char *rx_side_text(const rollout_expr *e, int side, bool *constant);
+/* The side's source text (trimmed, into buf) and whether it is a plain
+ * constant. Returns buf. */
+const char *rx_side_text(const rollout_expr *e, int side, bool *constant, char *buf, size_t n);
 int rx_op(const rollout_expr *e);
 const char *rx_op_text(int op);
 bool rx_compare(int op, double l, double r);

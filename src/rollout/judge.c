@@ -30,7 +30,8 @@ const char *rollout_verdict_name(rollout_verdict v)
 static void side_desc(const rollout_expr *e, int side, double v, char *buf, size_t n)
 {
     bool constant;
-    const char *t = rx_side_text(e, side, &constant);
+    char tb[128];
+    const char *t = rx_side_text(e, side, &constant, tb, sizeof tb);
     char val[64];
     rx_format(v, rx_side_dim(e, side), val, sizeof val);
     if (constant)
@@ -99,11 +100,12 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     }
     bool ok = rx_compare(rx_op(e), out->lhs, out->rhs);
     out->verdict = ok ? ROLLOUT_PASS : ROLLOUT_FAIL;
+    char lt[128];
     if (ok)
         snprintf(out->detail, sizeof out->detail, "%s %s %s", l, rx_op_text(rx_op(e)), r);
     else /* "p95 612.0ms, wanted p95 <= 500ms" names value and threshold */
         snprintf(out->detail, sizeof out->detail, "%s, wanted %s %s %s", l,
-                 rx_side_text(e, 0, NULL), rx_op_text(rx_op(e)), r);
+                 rx_side_text(e, 0, NULL, lt, sizeof lt), rx_op_text(rx_op(e)), r);
 }
 
 json_t *rj_sample_json(const rollout_sample *s)
