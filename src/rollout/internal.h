@@ -98,6 +98,8 @@ int rj_minute_put(rj *j, int64_t minute_ms, const char *color, const rollout_sam
 /* Decision rows as JSON objects {seq, time, run, step, kind, verdict, action,
  * record}, oldest first, the last `limit` (0: all). */
 json_t *rj_decisions_json(rj *j, size_t limit);
+/* The same on any connection; NULL when it holds no decisions table. */
+json_t *rj_decisions_json_db(sqlite3 *db, size_t limit);
 sqlite3 *rj_db(rj *j);
 
 /* ---- notifications (notify.c) ---- */

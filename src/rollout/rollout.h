@@ -225,6 +225,11 @@ void rollout_status_json(rollout_ctl *c, size_t ndecisions, cu_buf *out);
 /* Decision history, newest last, at most `limit` (0: all): JSON array, or a
  * fixed-width table for `cutover events`. Returns 0 or a negative errno. */
 int rollout_events(rollout_ctl *c, bool json, size_t limit, cu_buf *out);
+/* The same read straight from a journal file (read-only, no lock: works
+ * while serve runs or after it died), for `cutover events --state FILE`.
+ * Returns 0, or a negative errno with err filled. */
+int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *out,
+                           char err[CU_ERRLEN]);
 /* Renders the JSON array that rollout_events (or GET /rollout/events)
  * produced as the table, for a CLI that only has the admin API's answer. */
 int rollout_events_table(const char *json, cu_buf *out, char err[CU_ERRLEN]);
