@@ -42,6 +42,8 @@ static json_t *status_obj(rollout_ctl *c, size_t nd)
     json_object_set_new(w, p->to, json_real(in.weight));
     json_object_set_new(o, "weights", w);
     json_object_set_new(o, "weight_applied", json_boolean(in.weight_applied));
+    set_time(o, "step_started", in.state == ROLLOUT_IDLE ? 0 : in.step_started_ms);
+    set_time(o, "next_analysis", in.next_analysis_ms);
     set_time(o, "deadline", in.deadline_ms);
     json_object_set_new(o, "deadline_ms", json_integer(in.deadline_ms));
     json_object_set_new(o, "remaining_s",

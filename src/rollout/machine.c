@@ -653,6 +653,8 @@ void rollout_get_info(const rollout_ctl *c, rollout_info *out)
     out->step = c->st.step;
     out->weight = c->st.weight;
     out->deadline_ms = c->st.deadline_ms;
+    out->step_started_ms = c->st.step_started_ms;
+    out->next_analysis_ms = c->st.next_analysis_ms;
     out->awaiting_approval = c->st.awaiting_approval;
     out->failures = c->st.failures;
     out->errors = c->st.errors;

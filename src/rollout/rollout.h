@@ -211,6 +211,7 @@ typedef struct rollout_info {
     int step;                        /* 0-based; -1 before start */
     double weight;                   /* new colour percent in force */
     int64_t deadline_ms;             /* end of the current hold; 0 if none */
+    int64_t step_started_ms, next_analysis_ms;
     bool awaiting_approval;
     unsigned failures, errors;       /* cumulative failures, consecutive errors */
     uint64_t decisions;              /* decision records in the journal */

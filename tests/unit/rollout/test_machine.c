@@ -427,6 +427,11 @@ static void test_admin(void **state)
     assert_int_equal(json_integer_value(json_object_get(st, "deadline_ms")), T0 + 600000);
     assert_int_equal(json_integer_value(json_object_get(st, "remaining_s")), 480);
     assert_string_equal(json_string_value(json_object_get(st, "waiting")), "hold");
+    assert_string_equal(json_string_value(json_object_get(st, "deadline")),
+                        "2026-01-01T00:10:00.000Z");
+    assert_string_equal(json_string_value(json_object_get(st, "next_analysis")),
+                        "2026-01-01T00:03:00.000Z");
+    assert_true(json_array_size(json_object_get(st, "last_decisions")) == 3);
     json_decref(st);
     cu_buf_free(&b);
     env_close(&e);
