@@ -71,10 +71,17 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
         if (old_needed)
             snprintf(olds, sizeof olds, ", %s %llu/%llu", on, (unsigned long long)have_o,
                      (unsigned long long)w->min_requests);
+        const rollout_sample *short_s = need_n >= need_o ? w->new_color : w->old_color;
+        char eta[96] = "";
+        if (w->growing && short_s && short_s->seconds > 0 && short_s->requests > 0) {
+            double rps = (double)short_s->requests / short_s->seconds;
+            snprintf(eta, sizeof eta, ", about %.0f s more at %.2f/s", (double)out->need_more / rps,
+                     rps);
+        }
         snprintf(out->detail, sizeof out->detail,
-                 "need about %llu more requests on %s (%s %llu/%llu%s in %.0f s)",
+                 "need about %llu more requests on %s (%s %llu/%llu%s in %.0f s%s)",
                  (unsigned long long)out->need_more, who, nn, (unsigned long long)have_n,
-                 (unsigned long long)w->min_requests, olds, w->new_color->seconds);
+                 (unsigned long long)w->min_requests, olds, w->new_color->seconds, eta);
         return;
     }
     if (rx_uses_latency(e, false) && w->new_color->latency_ms.count == 0) {

@@ -299,6 +299,7 @@ static void analyse(rollout_ctl *c, int64_t now)
     read_both(c, secs, &w);
     w.min_requests = p->min_requests;
     w.require_old = true;
+    w.growing = p->window_ms == ROLLOUT_WINDOW_STEP;
     rj_analysis a;
     rj_analyse(p->gates, p->ngates, &w, (double)secs, false, &a);
     rj_state n = c->st;

@@ -188,7 +188,9 @@ static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLE
         conf_errf(err, n, "the analysis interval must be at least 1s");
         return -EINVAL;
     }
-    if ((n = conf_get(a, "window"))) {
+    if ((n = conf_get(a, "window")) && n->type == CONF_STRING && strcmp(n->str, "step") == 0) {
+        p->window_ms = ROLLOUT_WINDOW_STEP;
+    } else if (n) {
         if (duration_ms(n, &p->window_ms, "window", err) < 0)
             return -EINVAL;
         if (p->window_ms < 1000) {
@@ -377,7 +379,7 @@ static void human(int64_t ms, char *buf, size_t n)
 
 void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
 {
-    char a[32], b[32];
+    char a[32], b[64];
     cu_buf_appendf(out, "rollout %s -> %s in %zu step%s\n", p->from, p->to, p->nsteps,
                    p->nsteps == 1 ? "" : "s");
     for (size_t i = 0; i < p->nsteps; i++) {
@@ -386,7 +388,10 @@ void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
                        p->steps[i].approve ? ", then wait for approval" : "");
     }
     human(p->interval_ms, a, sizeof a);
-    human(p->window_ms, b, sizeof b);
+    if (p->window_ms == ROLLOUT_WINDOW_STEP)
+        snprintf(b, sizeof b, "everything since the step began");
+    else
+        human(p->window_ms, b, sizeof b);
     cu_buf_appendf(out, "  analysis every %s over %s, at least %llu requests per colour\n", a, b,
                    (unsigned long long)p->min_requests);
     for (size_t i = 0; i < p->ngates; i++)

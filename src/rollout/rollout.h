@@ -98,6 +98,8 @@ typedef struct rollout_window {
     bool old_has_traffic;       /* false at 100%: baseline gates are SKIPped */
     bool require_old;           /* gates: the old colour needs min_requests too;
                                    tripwires: only when they read the baseline */
+    bool growing;               /* the window grows with time (window: step): a HOLD
+                                   can say when the data will be there */
     const char *new_name, *old_name;
 } rollout_window;
 
@@ -126,12 +128,15 @@ typedef struct rollout_receiver {
     char *key;                  /* identity in the outbox: "webhook:URL" / "exec:CMD" */
 } rollout_receiver;
 
+#define ROLLOUT_WINDOW_STEP INT64_MAX
+
 typedef struct rollout_plan {
     char *from, *to;            /* colour names */
     rollout_step *steps;
     size_t nsteps;
     int64_t interval_ms;        /* analysis interval */
-    int64_t window_ms;          /* analysis window (default: the interval) */
+    int64_t window_ms;          /* analysis window (default: the interval);
+                                   ROLLOUT_WINDOW_STEP: everything since the step began */
     uint64_t min_requests;      /* per colour per window, below it: HOLD */
     rollout_expr **gates;
     size_t ngates;

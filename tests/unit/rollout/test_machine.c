@@ -244,6 +244,32 @@ static void test_hold_low_traffic(void **state)
     env_close(&e);
 }
 
+/* window: step accumulates since the step began, so a HOLD at low traffic
+ * ends once enough requests came, and says when that will be. */
+static void test_hold_growing_window(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n"
+                 "  steps: [ { weight: 10, hold: 1m }, { weight: 100, hold: 1m } ]\n"
+                 "  analysis: { interval: 1m, window: step, min_requests: 100,"
+                 " gates: [ \"p95 < 500ms\" ] }\n");
+    e.f.rate[1] = 0.5; /* green: 30 requests a minute */
+    e.f.rate[0] = 5;
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE action LIKE '%need about 70 "
+                               "more requests on green (green 30/100, blue 300/100 in 60 s, about "
+                               "140 s more at 0.50/s)%'"), 1);
+    run_for(e.c, &e.f, 2 * 60000);
+    assert_int_equal(info_of(e.c).step, 0); /* 90 of 100 after 3 minutes */
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(info_of(e.c).step, 1); /* 120 after 4: advance */
+    assert_int_equal(e.f.now - T0, 4 * 60000);
+    env_close(&e);
+}
+
 static void test_approval(void **state)
 {
     (void)state;
@@ -548,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_latency_gate_failure_limit),
         cmocka_unit_test(test_failures_halt_then_recover),
         cmocka_unit_test(test_hold_low_traffic),
+        cmocka_unit_test(test_hold_growing_window),
         cmocka_unit_test(test_approval),
         cmocka_unit_test(test_errors_apart_from_failures),
         cmocka_unit_test(test_commands),
