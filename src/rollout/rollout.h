@@ -177,7 +177,9 @@ typedef struct rollout_config {
     const char *journal_path;        /* SQLite file, created if absent */
     const rollout_target_ops *ops;
     void *target_ctx;
-    uv_loop_t *loop;                 /* runs the 1 s timer and notifications */
+    uv_loop_t *loop;                 /* runs the 1 s timer and notifications; may be
+                                        NULL with manual_ticks (then notifications
+                                        stay in the outbox) */
     rollout_clock_fn clock;          /* NULL: cu_wall_ms */
     void *clock_ctx;
     bool manual_ticks;               /* tests: no timer, call rollout_tick */
@@ -192,9 +194,10 @@ typedef struct rollout_ctl rollout_ctl;
  * may hold a journal (a lock file beside it). Returns 0 or a negative errno
  * with err filled. */
 int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLEN]);
-/* Stops the timer and any notification in flight (it stays in the outbox)
- * and closes the journal. Memory behind libuv handles is freed in their
- * close callbacks: run the loop afterwards. */
+/* Stops the timer, cancels webhook requests in flight (they stay in the
+ * outbox and go out after the next open) and closes the journal. An exec
+ * hook already running is left to finish or time out. Memory behind libuv
+ * handles is freed in their close callbacks: run the loop afterwards. */
 void rollout_close(rollout_ctl *c);
 
 /* One tick (the timer calls this every second): tripwires, analysis when
@@ -242,7 +245,9 @@ int rollout_events_table(const char *json, cu_buf *out, char err[CU_ERRLEN]);
 
 /* Admin API under /rollout/: GET status, GET events[?limit=N&format=table],
  * POST start|pause|resume|approve|promote|abort (body optional JSON
- * {"by": "..."}). Writes a JSON body to out; returns the HTTP status. */
+ * {"by": "..."}). Writes a JSON body to out (the table is text); returns the
+ * HTTP status: 200, 400 bad body, 404 unknown route (with the nearest one),
+ * 405 wrong method, 409 refused command, 500 journal failure. */
 int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, const char *body,
                          size_t body_len, cu_buf *out_json);
 
