@@ -139,8 +139,12 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
         json_t *p = json_pack("{s:s,s:s,s:s,s:o,s:O}", "text", ev[i].text, "event", ev[i].name,
                               "event_id", id, "rollout", rollout_json(c, &n), "decision", rec);
         char *ps = json_dumps(p, JSON_COMPACT);
+        unsigned bit = 0;
+        while (bit < ROLLOUT_NEVENTS && strcmp(rollout_event_names[bit], ev[i].name) != 0)
+            bit++;
         for (size_t r = 0; rc == 0 && r < c->plan->nreceivers; r++)
-            rc = rj_outbox_add(c->j, c->plan->receivers[r].key, seq, ev[i].name, ps, now);
+            if (bit == ROLLOUT_NEVENTS || (c->plan->receivers[r].events & (1u << bit)))
+                rc = rj_outbox_add(c->j, c->plan->receivers[r].key, seq, ev[i].name, ps, now);
         free(ps);
         json_decref(p);
     }

@@ -20,7 +20,10 @@ static const char *const analysis_keys[] = {"interval", "window", "min_requests"
                                             "rollback_when", "tripwire_window",
                                             "tripwire_min_requests", "failure_limit",
                                             "error_limit"};
-static const char *const notify_keys[] = {"webhook", "exec", "timeout", "ca"};
+static const char *const notify_keys[] = {"webhook", "exec", "timeout", "ca", "events"};
+
+const char *const rollout_event_names[ROLLOUT_NEVENTS] = {
+    "start", "step", "hold", "approval", "rollback", "promoted", "abort", "pause", "resume"};
 
 /* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
 static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
@@ -278,6 +281,33 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
         }
         if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
             return -EINVAL;
+        rc->events = (1u << ROLLOUT_NEVENTS) - 1;
+        const conf_node *evs = conf_get(r, "events");
+        if (evs) {
+            if (evs->type != CONF_SEQ || evs->n == 0) {
+                conf_errf(err, evs, "events must be a list such as [ rollback, promoted ]");
+                return -EINVAL;
+            }
+            rc->events = 0;
+            for (size_t k = 0; k < evs->n; k++) {
+                const conf_node *e = evs->items[k];
+                size_t b = 0;
+                while (e->type == CONF_STRING && b < ROLLOUT_NEVENTS &&
+                       strcmp(e->str, rollout_event_names[b]) != 0)
+                    b++;
+                if (e->type != CONF_STRING || b == ROLLOUT_NEVENTS) {
+                    const char *near = e->type == CONF_STRING
+                                           ? cu_nearest(e->str, rollout_event_names, ROLLOUT_NEVENTS)
+                                           : NULL;
+                    conf_errf(err, e, "unknown event '%s'%s%s%s (events: start, step, hold, "
+                              "approval, rollback, promoted, abort, pause, resume)",
+                              e->str ? e->str : "?", near ? " (did you mean '" : "",
+                              near ? near : "", near ? "'?)" : "");
+                    return -EINVAL;
+                }
+                rc->events |= 1u << b;
+            }
+        }
         const conf_node *ca = conf_get(r, "ca");
         if (ca) {
             if (!w || ca->type != CONF_STRING || !ca->str[0]) {

@@ -120,10 +120,15 @@ typedef struct rollout_step {
     bool approve;               /* wait for a person before leaving the step */
 } rollout_step;
 
+/* Notification events, in the order of their bits in rollout_receiver.events. */
+extern const char *const rollout_event_names[];
+#define ROLLOUT_NEVENTS 9
+
 typedef struct rollout_receiver {
     char *webhook;              /* POST URL, or NULL */
     char *exec;                 /* shell command fed the JSON on stdin, or NULL */
     char *ca;                   /* https: extra trusted PEM file (system store always) */
+    unsigned events;            /* bit i: rollout_event_names[i] goes to it (all by default) */
     int64_t timeout_ms;
     char *key;                  /* identity in the outbox: "webhook:URL" / "exec:CMD" */
 } rollout_receiver;

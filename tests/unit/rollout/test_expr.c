@@ -216,6 +216,9 @@ static void test_plan_errors(void **state)
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
          "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n",
          "plan.yml:6:7: a receiver needs exactly one of"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
+         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n",
+         "plan.yml:6:42: unknown event 'rollbak' (did you mean 'rollback'?)"},
     };
     for (size_t i = 0; i < CU_ARRAY_LEN(cases); i++) {
         char err[CU_ERRLEN] = "";

@@ -270,6 +270,25 @@ static void test_hold_growing_window(void **state)
     env_close(&e);
 }
 
+/* A receiver may take only some events (no Slack spam for every step). */
+static void test_receiver_event_filter(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+                 "  analysis: { interval: 1m, min_requests: 100 }\n"
+                 "  notify: [ { exec: \"cat\" }, { exec: \"true\", events: [ rollback, promoted ] } ]\n");
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROMOTED);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:cat'"), 2);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:true'"), 1);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:true' AND "
+                               "event='promoted'"), 1);
+    env_close(&e);
+}
+
 static void test_approval(void **state)
 {
     (void)state;
@@ -575,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_failures_halt_then_recover),
         cmocka_unit_test(test_hold_low_traffic),
         cmocka_unit_test(test_hold_growing_window),
+        cmocka_unit_test(test_receiver_event_filter),
         cmocka_unit_test(test_approval),
         cmocka_unit_test(test_errors_apart_from_failures),
         cmocka_unit_test(test_commands),
