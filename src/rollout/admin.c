@@ -42,6 +42,8 @@ static json_t *status_obj(rollout_ctl *c, size_t nd)
     json_object_set_new(w, p->to, json_real(in.weight));
     json_object_set_new(o, "weights", w);
     json_object_set_new(o, "weight_applied", json_boolean(in.weight_applied));
+    set_time(o, "step_started", in.state == ROLLOUT_IDLE ? 0 : in.step_started_ms);
+    set_time(o, "next_analysis", in.next_analysis_ms);
     set_time(o, "deadline", in.deadline_ms);
     json_object_set_new(o, "deadline_ms", json_integer(in.deadline_ms));
     json_object_set_new(o, "remaining_s",
@@ -115,6 +117,38 @@ static void table(json_t *arr, cu_buf *out)
                            json_string_value(json_object_get(g, "detail")));
         }
     }
+}
+
+static void render_events(json_t *arr, bool json, cu_buf *out)
+{
+    if (json) {
+        char *s = json_dumps(arr, JSON_INDENT(2));
+        cu_buf_appends(out, s);
+        free(s);
+    } else {
+        table(arr, out);
+    }
+}
+
+int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *out,
+                           char err[CU_ERRLEN])
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, CU_ERRLEN, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return -ENOENT;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    json_t *arr = rj_decisions_json_db(db, limit);
+    sqlite3_close(db);
+    if (!arr) {
+        snprintf(err, CU_ERRLEN, "%s: not a cutover journal", path);
+        return -EINVAL;
+    }
+    render_events(arr, json, out);
+    json_decref(arr);
+    return 0;
 }
 
 int rollout_events(rollout_ctl *c, bool json, size_t limit, cu_buf *out)

@@ -485,13 +485,12 @@ int rx_side_dim(const rollout_expr *e, int side)
     return e->side[side]->dim;
 }
 
-const char *rx_side_text(const rollout_expr *e, int side, bool *constant)
+const char *rx_side_text(const rollout_expr *e, int side, bool *constant, char *buf, size_t cap)
 {
-    static _Thread_local char buf[256];
     size_t len = e->side_len[side];
     while (len && isspace((unsigned char)e->text[e->side_off[side] + len - 1]))
         len--;
-    snprintf(buf, sizeof buf, "%.*s", (int)len, e->text + e->side_off[side]);
+    snprintf(buf, cap, "%.*s", (int)len, e->text + e->side_off[side]);
     if (constant) {
         const node *n = e->side[side];
         *constant = n->kind == N_NUM || (n->kind == N_NEG && n->l->kind == N_NUM);

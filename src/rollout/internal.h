@@ -17,8 +17,9 @@ enum { RX_LT, RX_LE, RX_GT, RX_GE, RX_EQ, RX_NE };       /* comparisons */
 double rx_side_value(const rollout_expr *e, int side, const rollout_sample *nw,
                      const rollout_sample *old);
 int rx_side_dim(const rollout_expr *e, int side);
-/* The side's source text and whether it is a plain constant. */
-const char *rx_side_text(const rollout_expr *e, int side, bool *constant);
+/* The side's source text (trimmed, into buf) and whether it is a plain
+ * constant. Returns buf. */
+const char *rx_side_text(const rollout_expr *e, int side, bool *constant, char *buf, size_t n);
 int rx_op(const rollout_expr *e);
 const char *rx_op_text(int op);
 bool rx_compare(int op, double l, double r);
@@ -97,6 +98,8 @@ int rj_minute_put(rj *j, int64_t minute_ms, const char *color, const rollout_sam
 /* Decision rows as JSON objects {seq, time, run, step, kind, verdict, action,
  * record}, oldest first, the last `limit` (0: all). */
 json_t *rj_decisions_json(rj *j, size_t limit);
+/* The same on any connection; NULL when it holds no decisions table. */
+json_t *rj_decisions_json_db(sqlite3 *db, size_t limit);
 sqlite3 *rj_db(rj *j);
 
 /* ---- notifications (notify.c) ---- */

@@ -375,12 +375,18 @@ int rj_minute_put(rj *j, int64_t minute_ms, const char *color, const rollout_sam
 
 json_t *rj_decisions_json(rj *j, size_t limit)
 {
-    json_t *arr = json_array();
-    sqlite3_stmt *st = prep(j, "SELECT * FROM (SELECT seq, time_ms, run, step, kind, verdict,"
+    json_t *arr = rj_decisions_json_db(j->db, limit);
+    return arr ? arr : json_array();
+}
+
+json_t *rj_decisions_json_db(sqlite3 *db, size_t limit)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT * FROM (SELECT seq, time_ms, run, step, kind, verdict,"
                                " action, weight, state, record, acted FROM decisions ORDER BY seq"
-                               " DESC LIMIT ?) ORDER BY seq");
-    if (!st)
-        return arr;
+                               " DESC LIMIT ?) ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    json_t *arr = json_array();
     sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char iso[40];

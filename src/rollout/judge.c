@@ -30,7 +30,8 @@ const char *rollout_verdict_name(rollout_verdict v)
 static void side_desc(const rollout_expr *e, int side, double v, char *buf, size_t n)
 {
     bool constant;
-    const char *t = rx_side_text(e, side, &constant);
+    char tb[128];
+    const char *t = rx_side_text(e, side, &constant, tb, sizeof tb);
     char val[64];
     rx_format(v, rx_side_dim(e, side), val, sizeof val);
     if (constant)
@@ -70,10 +71,17 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
         if (old_needed)
             snprintf(olds, sizeof olds, ", %s %llu/%llu", on, (unsigned long long)have_o,
                      (unsigned long long)w->min_requests);
+        const rollout_sample *short_s = need_n >= need_o ? w->new_color : w->old_color;
+        char eta[96] = "";
+        if (w->growing && short_s && short_s->seconds > 0 && short_s->requests > 0) {
+            double rps = (double)short_s->requests / short_s->seconds;
+            snprintf(eta, sizeof eta, ", about %.0f s more at %.2f/s", (double)out->need_more / rps,
+                     rps);
+        }
         snprintf(out->detail, sizeof out->detail,
-                 "need about %llu more requests on %s (%s %llu/%llu%s in %.0f s)",
+                 "need about %llu more requests on %s (%s %llu/%llu%s in %.0f s%s)",
                  (unsigned long long)out->need_more, who, nn, (unsigned long long)have_n,
-                 (unsigned long long)w->min_requests, olds, w->new_color->seconds);
+                 (unsigned long long)w->min_requests, olds, w->new_color->seconds, eta);
         return;
     }
     if (rx_uses_latency(e, false) && w->new_color->latency_ms.count == 0) {
@@ -99,11 +107,12 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     }
     bool ok = rx_compare(rx_op(e), out->lhs, out->rhs);
     out->verdict = ok ? ROLLOUT_PASS : ROLLOUT_FAIL;
+    char lt[128];
     if (ok)
         snprintf(out->detail, sizeof out->detail, "%s %s %s", l, rx_op_text(rx_op(e)), r);
     else /* "p95 612.0ms, wanted p95 <= 500ms" names value and threshold */
         snprintf(out->detail, sizeof out->detail, "%s, wanted %s %s %s", l,
-                 rx_side_text(e, 0, NULL), rx_op_text(rx_op(e)), r);
+                 rx_side_text(e, 0, NULL, lt, sizeof lt), rx_op_text(rx_op(e)), r);
 }
 
 json_t *rj_sample_json(const rollout_sample *s)

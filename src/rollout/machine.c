@@ -139,8 +139,12 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
         json_t *p = json_pack("{s:s,s:s,s:s,s:o,s:O}", "text", ev[i].text, "event", ev[i].name,
                               "event_id", id, "rollout", rollout_json(c, &n), "decision", rec);
         char *ps = json_dumps(p, JSON_COMPACT);
+        unsigned bit = 0;
+        while (bit < ROLLOUT_NEVENTS && strcmp(rollout_event_names[bit], ev[i].name) != 0)
+            bit++;
         for (size_t r = 0; rc == 0 && r < c->plan->nreceivers; r++)
-            rc = rj_outbox_add(c->j, c->plan->receivers[r].key, seq, ev[i].name, ps, now);
+            if (bit == ROLLOUT_NEVENTS || (c->plan->receivers[r].events & (1u << bit)))
+                rc = rj_outbox_add(c->j, c->plan->receivers[r].key, seq, ev[i].name, ps, now);
         free(ps);
         json_decref(p);
     }
@@ -299,6 +303,7 @@ static void analyse(rollout_ctl *c, int64_t now)
     read_both(c, secs, &w);
     w.min_requests = p->min_requests;
     w.require_old = true;
+    w.growing = p->window_ms == ROLLOUT_WINDOW_STEP;
     rj_analysis a;
     rj_analyse(p->gates, p->ngates, &w, (double)secs, false, &a);
     rj_state n = c->st;
@@ -332,16 +337,21 @@ static void analyse(rollout_ctl *c, int64_t now)
     }
     event ev[1];
     size_t nev = 0;
+    n.awaiting_approval = false; /* set again below if this analysis passes */
     bool hold_over = now >= c->st.deadline_ms;
     if (a.verdict == ROLLOUT_PASS && hold_over) {
         const rollout_step *s = &p->steps[c->st.step];
         if (s->approve) {
-            n.awaiting_approval = true;
+            /* the gates keep being judged while a person decides: approval
+             * is offered only while the last analysis passed */
             snprintf(action, sizeof action, "wait for approval to leave step %d", n.step + 1);
-            ev[nev].name = "approval";
-            snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at %g%%) "
-                     "passed its gates and waits for approval: cutover rollout approve", p->from,
-                     p->to, n.step + 1, p->to, n.weight);
+            if (!c->st.awaiting_approval) {
+                ev[nev].name = "approval";
+                snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at "
+                         "%g%%) passed its gates and waits for approval: cutover rollout approve",
+                         p->from, p->to, n.step + 1, p->to, n.weight);
+            }
+            n.awaiting_approval = true;
             decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
             return;
         }
@@ -385,10 +395,17 @@ static void record_minute(rollout_ctl *c, int64_t now)
     c->last_minute_ms = minute;
     rollout_window w;
     read_both(c, 60, &w);
+    if (rj_begin(c->j) < 0)
+        return;
+    int rc = 0;
     if (w.new_err == 0 && c->s_new.requests)
-        rj_minute_put(c->j, minute - 60000, c->plan->to, &c->s_new);
-    if (w.old_err == 0 && c->s_old.requests)
-        rj_minute_put(c->j, minute - 60000, c->plan->from, &c->s_old);
+        rc = rj_minute_put(c->j, minute - 60000, c->plan->to, &c->s_new);
+    if (rc == 0 && w.old_err == 0 && c->s_old.requests)
+        rc = rj_minute_put(c->j, minute - 60000, c->plan->from, &c->s_old);
+    if (rc == 0)
+        rc = rj_commit(c->j); /* one fsync a minute for both colours */
+    if (rc < 0)
+        rj_rollback(c->j);
 }
 
 void rollout_tick(rollout_ctl *c)
@@ -400,7 +417,7 @@ void rollout_tick(rollout_ctl *c)
         if (check_tripwires(c, now))
             goto out;
     }
-    if (c->st.state == ROLLOUT_PROGRESSING && !c->st.awaiting_approval) {
+    if (c->st.state == ROLLOUT_PROGRESSING) {
         bool due = now >= c->st.next_analysis_ms ||
                    (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms);
         if (due)
@@ -494,7 +511,7 @@ int rollout_approve(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
     if (c->st.state != ROLLOUT_PROGRESSING || !c->st.awaiting_approval) {
         if (c->st.state == ROLLOUT_PROGRESSING && c->plan->steps[c->st.step].approve)
             return refuse(err, -EINVAL, "step %d waits for approval only once its hold is over "
-                          "and its gates pass", c->st.step + 1);
+                          "and its last analysis passed", c->st.step + 1);
         return refuse(err, -EINVAL, "nothing waits for approval (the rollout is %s)",
                       rollout_state_name(c->st.state));
     }
@@ -580,6 +597,11 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
         rc = -EINVAL;
         goto fail;
     }
+    if ((c->st.state == ROLLOUT_PROGRESSING || c->st.state == ROLLOUT_PAUSED) &&
+        c->st.weight != c->plan->steps[c->st.step].weight)
+        cu_warn("rollout: the journal has %s at %g%% for step %d but the plan now says %g%%; "
+                "keeping %g%% until the step ends", c->plan->to, c->st.weight, c->st.step + 1,
+                c->plan->steps[c->st.step].weight, c->st.weight);
     c->decisions = rj_decision_count(c->j);
     /* recovery: re-apply the journaled weight; decisions that never got to
      * act are acted now (not decided again) */
@@ -636,6 +658,8 @@ void rollout_get_info(const rollout_ctl *c, rollout_info *out)
     out->step = c->st.step;
     out->weight = c->st.weight;
     out->deadline_ms = c->st.deadline_ms;
+    out->step_started_ms = c->st.step_started_ms;
+    out->next_analysis_ms = c->st.next_analysis_ms;
     out->awaiting_approval = c->st.awaiting_approval;
     out->failures = c->st.failures;
     out->errors = c->st.errors;

@@ -12,6 +12,8 @@
  * journal recorded it re-sends that one row on restart: receivers that must
  * not see it twice deduplicate on the payload's event_id (also sent as the
  * X-Cutover-Event-Id header).
+ * Process-wide effect: rn_new ignores SIGPIPE if its disposition is still
+ * the default (a hook that exits without reading stdin must not kill serve).
  * Thread rules: the loop's thread only.
  */
 #include <errno.h>
@@ -44,6 +46,7 @@ struct rn_recv {
     const rollout_receiver *r;
     http_url url;
     bool url_ok;
+    net_tls *tls;            /* https receivers: verifying client context */
     http_client *cli;
     bool busy;
     int64_t retry_at_ms;
@@ -82,6 +85,12 @@ rn *rn_new(uv_loop_t *loop, rj *j, const rollout_plan *plan, rollout_clock_fn cl
     n->base_ms = retry_base_ms;
     n->resolver = net_resolver_new(loop, 60000);
     n->nrs = plan->nreceivers;
+    /* a hook that exits without reading stdin (or a receiver that closes
+     * early) must cost an EPIPE, not the process: ignore SIGPIPE unless
+     * the program already chose a handler, as network servers do anyway */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     n->rs = cu_calloc(n->nrs ? n->nrs : 1, sizeof *n->rs);
     for (size_t i = 0; i < n->nrs; i++) {
         rn_recv *rv = &n->rs[i];
@@ -92,6 +101,11 @@ rn *rn_new(uv_loop_t *loop, rj *j, const rollout_plan *plan, rollout_clock_fn cl
             rv->url_ok = http_url_parse(&rv->url, rv->r->webhook, err) == 0;
             if (!rv->url_ok)
                 cu_error("rollout: webhook %s: %s", rv->r->webhook, err);
+            if (rv->url_ok && rv->url.tls &&
+                net_tls_client_new(&rv->tls, true, rv->r->ca, err) < 0) {
+                cu_error("rollout: webhook %s: %s", rv->r->webhook, err);
+                rv->tls = NULL; /* deliveries fail (and are retried) with EINVAL */
+            }
         }
     }
     return n;
@@ -105,6 +119,8 @@ static void maybe_free(rn *n)
         rj_outbox_row_free(&n->rs[i].row);
         if (n->rs[i].url_ok)
             http_url_free(&n->rs[i].url);
+        if (n->rs[i].tls)
+            net_tls_free(n->rs[i].tls);
     }
     net_resolver_free(n->resolver);
     free(n->rs);
@@ -157,10 +173,10 @@ static void on_response(void *user, int err, const http_response *res)
 static int send_webhook(rn_recv *rv)
 {
     rn *n = rv->n;
-    if (!rv->url_ok)
+    if (!rv->url_ok || (rv->url.tls && !rv->tls))
         return -EINVAL;
     if (!rv->cli) {
-        http_client_opts o = {.resolver = n->resolver};
+        http_client_opts o = {.resolver = n->resolver, .tls = rv->tls};
         rv->cli = http_client_new(n->loop, &rv->url, &o);
         if (!rv->cli)
             return -ENOMEM;

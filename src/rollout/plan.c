@@ -20,7 +20,10 @@ static const char *const analysis_keys[] = {"interval", "window", "min_requests"
                                             "rollback_when", "tripwire_window",
                                             "tripwire_min_requests", "failure_limit",
                                             "error_limit"};
-static const char *const notify_keys[] = {"webhook", "exec", "timeout"};
+static const char *const notify_keys[] = {"webhook", "exec", "timeout", "ca", "events"};
+
+const char *const rollout_event_names[ROLLOUT_NEVENTS] = {
+    "start", "step", "hold", "approval", "rollback", "promoted", "abort", "pause", "resume"};
 
 /* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
 static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
@@ -188,7 +191,9 @@ static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLE
         conf_errf(err, n, "the analysis interval must be at least 1s");
         return -EINVAL;
     }
-    if ((n = conf_get(a, "window"))) {
+    if ((n = conf_get(a, "window")) && n->type == CONF_STRING && strcmp(n->str, "step") == 0) {
+        p->window_ms = ROLLOUT_WINDOW_STEP;
+    } else if (n) {
         if (duration_ms(n, &p->window_ms, "window", err) < 0)
             return -EINVAL;
         if (p->window_ms < 1000) {
@@ -276,6 +281,41 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
         }
         if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
             return -EINVAL;
+        rc->events = (1u << ROLLOUT_NEVENTS) - 1;
+        const conf_node *evs = conf_get(r, "events");
+        if (evs) {
+            if (evs->type != CONF_SEQ || evs->n == 0) {
+                conf_errf(err, evs, "events must be a list such as [ rollback, promoted ]");
+                return -EINVAL;
+            }
+            rc->events = 0;
+            for (size_t k = 0; k < evs->n; k++) {
+                const conf_node *e = evs->items[k];
+                size_t b = 0;
+                while (e->type == CONF_STRING && b < ROLLOUT_NEVENTS &&
+                       strcmp(e->str, rollout_event_names[b]) != 0)
+                    b++;
+                if (e->type != CONF_STRING || b == ROLLOUT_NEVENTS) {
+                    const char *near = e->type == CONF_STRING
+                                           ? cu_nearest(e->str, rollout_event_names, ROLLOUT_NEVENTS)
+                                           : NULL;
+                    conf_errf(err, e, "unknown event '%s'%s%s%s (events: start, step, hold, "
+                              "approval, rollback, promoted, abort, pause, resume)",
+                              e->str ? e->str : "?", near ? " (did you mean '" : "",
+                              near ? near : "", near ? "'?)" : "");
+                    return -EINVAL;
+                }
+                rc->events |= 1u << b;
+            }
+        }
+        const conf_node *ca = conf_get(r, "ca");
+        if (ca) {
+            if (!w || ca->type != CONF_STRING || !ca->str[0]) {
+                conf_errf(err, ca, "ca is a PEM file path, for https webhooks only");
+                return -EINVAL;
+            }
+            rc->ca = cu_strdup(ca->str);
+        }
         for (size_t k = 0; k < i; k++)
             if (strcmp(p->receivers[k].key, rc->key) == 0) {
                 conf_errf(err, v, "the same receiver is listed twice");
@@ -333,6 +373,7 @@ void rollout_plan_free(rollout_plan *p)
     for (size_t i = 0; i < p->nreceivers; i++) {
         free(p->receivers[i].webhook);
         free(p->receivers[i].exec);
+        free(p->receivers[i].ca);
         free(p->receivers[i].key);
     }
     free(p->receivers);
@@ -368,7 +409,7 @@ static void human(int64_t ms, char *buf, size_t n)
 
 void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
 {
-    char a[32], b[32];
+    char a[32], b[64];
     cu_buf_appendf(out, "rollout %s -> %s in %zu step%s\n", p->from, p->to, p->nsteps,
                    p->nsteps == 1 ? "" : "s");
     for (size_t i = 0; i < p->nsteps; i++) {
@@ -377,7 +418,10 @@ void rollout_plan_describe(const rollout_plan *p, cu_buf *out)
                        p->steps[i].approve ? ", then wait for approval" : "");
     }
     human(p->interval_ms, a, sizeof a);
-    human(p->window_ms, b, sizeof b);
+    if (p->window_ms == ROLLOUT_WINDOW_STEP)
+        snprintf(b, sizeof b, "everything since the step began");
+    else
+        human(p->window_ms, b, sizeof b);
     cu_buf_appendf(out, "  analysis every %s over %s, at least %llu requests per colour\n", a, b,
                    (unsigned long long)p->min_requests);
     for (size_t i = 0; i < p->ngates; i++)

@@ -27,7 +27,11 @@
  *   analysis (gates) runs every `interval`, from the same ticks.
  *
  * Thread rules: a controller belongs to the thread running its uv loop; all
- * calls (commands, status, admin) come from that thread.
+ * calls (commands, status, admin) come from that thread, and so do the calls
+ * it makes to the target ops. The journal fsyncs once per decision (about
+ * one per analysis interval, plus commands) and once a minute for the
+ * aggregates: if the router's loop must never wait for a disk, give the
+ * controller a loop (thread) of its own and make the ops thread-safe.
  */
 #ifndef CUTOVER_ROLLOUT_H
 #define CUTOVER_ROLLOUT_H
@@ -95,6 +99,8 @@ typedef struct rollout_window {
     bool old_has_traffic;       /* false at 100%: baseline gates are SKIPped */
     bool require_old;           /* gates: the old colour needs min_requests too;
                                    tripwires: only when they read the baseline */
+    bool growing;               /* the window grows with time (window: step): a HOLD
+                                   can say when the data will be there */
     const char *new_name, *old_name;
 } rollout_window;
 
@@ -115,19 +121,28 @@ typedef struct rollout_step {
     bool approve;               /* wait for a person before leaving the step */
 } rollout_step;
 
+/* Notification events, in the order of their bits in rollout_receiver.events. */
+extern const char *const rollout_event_names[];
+#define ROLLOUT_NEVENTS 9
+
 typedef struct rollout_receiver {
     char *webhook;              /* POST URL, or NULL */
     char *exec;                 /* shell command fed the JSON on stdin, or NULL */
+    char *ca;                   /* https: extra trusted PEM file (system store always) */
+    unsigned events;            /* bit i: rollout_event_names[i] goes to it (all by default) */
     int64_t timeout_ms;
     char *key;                  /* identity in the outbox: "webhook:URL" / "exec:CMD" */
 } rollout_receiver;
+
+#define ROLLOUT_WINDOW_STEP INT64_MAX
 
 typedef struct rollout_plan {
     char *from, *to;            /* colour names */
     rollout_step *steps;
     size_t nsteps;
     int64_t interval_ms;        /* analysis interval */
-    int64_t window_ms;          /* analysis window (default: the interval) */
+    int64_t window_ms;          /* analysis window (default: the interval);
+                                   ROLLOUT_WINDOW_STEP: everything since the step began */
     uint64_t min_requests;      /* per colour per window, below it: HOLD */
     rollout_expr **gates;
     size_t ngates;
@@ -168,7 +183,9 @@ typedef struct rollout_config {
     const char *journal_path;        /* SQLite file, created if absent */
     const rollout_target_ops *ops;
     void *target_ctx;
-    uv_loop_t *loop;                 /* runs the tick timer and notifications */
+    uv_loop_t *loop;                 /* runs the tick timer and notifications; may be
+                                        NULL with manual_ticks (then notifications
+                                        stay in the outbox) */
     rollout_clock_fn clock;          /* NULL: cu_wall_ms */
     void *clock_ctx;
     bool manual_ticks;               /* tests: no timer, call rollout_tick */
@@ -184,17 +201,18 @@ typedef struct rollout_ctl rollout_ctl;
 
 /* Opens (or creates) the journal, recovers the state it holds: re-applies
  * the journaled weight, marks an interrupted decision acted, resumes
- * undelivered notifications; then starts the tick timer (ROLLOUT_TICK_MS). Only one process
- * may hold a journal (a lock file beside it). Returns 0 or a negative errno
+ * undelivered notifications; then starts the tick timer (ROLLOUT_TICK_MS).
+ * Only one process may hold a journal (a lock file beside it). Returns 0 or a negative errno
  * with err filled. */
 int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLEN]);
-/* Stops the timer and any notification in flight (it stays in the outbox)
- * and closes the journal. Memory behind libuv handles is freed in their
- * close callbacks: run the loop afterwards. */
+/* Stops the timer, cancels webhook requests in flight (they stay in the
+ * outbox and go out after the next open) and closes the journal. An exec
+ * hook already running is left to finish or time out. Memory behind libuv
+ * handles is freed in their close callbacks: run the loop afterwards. */
 void rollout_close(rollout_ctl *c);
 
-/* One tick (the timer calls this every ROLLOUT_TICK_MS): tripwires, analysis when
- * due, hold deadlines, per-minute aggregates, the notification outbox. */
+/* One tick (the timer calls this every ROLLOUT_TICK_MS): tripwires, analysis
+ * when due, hold deadlines, per-minute aggregates, the notification outbox. */
 void rollout_tick(rollout_ctl *c);
 
 /* Commands. `by` names who asked (journaled; may be NULL). Return 0, or
@@ -212,6 +230,7 @@ typedef struct rollout_info {
     int step;                        /* 0-based; -1 before start */
     double weight;                   /* new colour percent in force */
     int64_t deadline_ms;             /* end of the current hold; 0 if none */
+    int64_t step_started_ms, next_analysis_ms;
     bool awaiting_approval;
     unsigned failures, errors;       /* cumulative failures, consecutive errors */
     uint64_t decisions;              /* decision records in the journal */
@@ -226,13 +245,20 @@ void rollout_status_json(rollout_ctl *c, size_t ndecisions, cu_buf *out);
 /* Decision history, newest last, at most `limit` (0: all): JSON array, or a
  * fixed-width table for `cutover events`. Returns 0 or a negative errno. */
 int rollout_events(rollout_ctl *c, bool json, size_t limit, cu_buf *out);
+/* The same read straight from a journal file (read-only, no lock: works
+ * while serve runs or after it died), for `cutover events --state FILE`.
+ * Returns 0, or a negative errno with err filled. */
+int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *out,
+                           char err[CU_ERRLEN]);
 /* Renders the JSON array that rollout_events (or GET /rollout/events)
  * produced as the table, for a CLI that only has the admin API's answer. */
 int rollout_events_table(const char *json, cu_buf *out, char err[CU_ERRLEN]);
 
 /* Admin API under /rollout/: GET status, GET events[?limit=N&format=table],
  * POST start|pause|resume|approve|promote|abort (body optional JSON
- * {"by": "..."}). Writes a JSON body to out; returns the HTTP status. */
+ * {"by": "..."}). Writes a JSON body to out (the table is text); returns the
+ * HTTP status: 200, 400 bad body, 404 unknown route (with the nearest one),
+ * 405 wrong method, 409 refused command, 500 journal failure. */
 int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, const char *body,
                          size_t body_len, cu_buf *out_json);
 

@@ -22,6 +22,7 @@ typedef struct fake {
     double kill_at_weight;         /* >= 0: SIGKILL self when asked to set it */
     rollout_sample s[2];           /* [0] old colour, [1] new colour */
     int read_err[2];
+    double rate[2];                /* > 0: requests = rate x seconds asked (at 200 ms) */
     uint64_t reads;
 } fake;
 
@@ -50,6 +51,12 @@ static inline int fake_read_window(void *ctx, int is_new, uint64_t seconds, roll
     f->reads++;
     if (f->read_err[is_new])
         return f->read_err[is_new];
+    if (f->rate[is_new] > 0) {
+        out->requests = (uint64_t)(f->rate[is_new] * (double)seconds);
+        hist_record_n(&out->latency_ms, 200, out->requests);
+        out->seconds = (double)seconds;
+        return 0;
+    }
     const rollout_sample *s = &f->s[is_new];
     out->requests = s->requests;
     out->errors_5xx = s->errors_5xx;

@@ -73,6 +73,115 @@ static void test_expr_errors(void **state)
     expect_parse_error("p95 < baseline", "3:24: baseline needs a metric");
 }
 
+/* The hard way: every prefix of valid gates, and random strings over the
+ * gate alphabet, either parse or fail with a position inside the text
+ * (never a crash, never a position past the end). */
+static void check_error_column(const char *text, const char *err)
+{
+    int line, col;
+    if (sscanf(err, "g:%d:%d:", &line, &col) != 2 || line != 1 || col < 1 ||
+        col > (int)strlen(text) + 1) {
+        print_error("'%s': bad position in '%s'\n", text, err);
+        fail();
+    }
+}
+
+static void gen_side(cu_rng *r, char *buf, int depth)
+{
+    static const char *const atoms[] = {"p95", "baseline.p95", "error_rate",
+                                        "baseline.error_rate", "rps", "requests", "1%", "500ms",
+                                        "2s", "1.2", "100"};
+    static const char *const ops[] = {" * ", " / ", " + ", " - "};
+    if (depth > 0 && cu_rng_below(r, 3) == 0) {
+        strcat(buf, "(");
+        gen_side(r, buf, depth - 1);
+        strcat(buf, ops[cu_rng_below(r, 4)]);
+        gen_side(r, buf, depth - 1);
+        strcat(buf, ")");
+        return;
+    }
+    strcat(buf, atoms[cu_rng_below(r, CU_ARRAY_LEN(atoms))]);
+    if (depth > 0 && cu_rng_below(r, 2) == 0) {
+        strcat(buf, ops[cu_rng_below(r, 4)]);
+        gen_side(r, buf, depth - 1);
+    }
+}
+
+static void test_expr_prefixes_and_fuzz(void **state)
+{
+    (void)state;
+    static const char *const gates[] = {"p95 <= baseline.p95 * 1.2",
+                                        "error_rate <= baseline.error_rate + 0.5%",
+                                        "(p90 - baseline.p90) / 2 < 50ms", "rps >= 1.5"};
+    char err[CU_ERRLEN], buf[512];
+    for (size_t g = 0; g < CU_ARRAY_LEN(gates); g++) {
+        size_t len = strlen(gates[g]);
+        for (size_t k = 0; k <= len; k++) {
+            snprintf(buf, sizeof buf, "%.*s", (int)k, gates[g]);
+            rollout_expr *e = rollout_expr_parse(buf, "g", 1, 1, err);
+            if (e)
+                rollout_expr_free(e);
+            else
+                check_error_column(buf, err);
+        }
+    }
+    static const char alphabet[] = "p95 <=>!()*/+-.%mserror_atbaseline0123456789 ";
+    cu_rng rng;
+    cu_rng_seed(&rng, 42);
+    int parsed = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t len = 1 + cu_rng_below(&rng, 40);
+        for (size_t k = 0; k < len; k++)
+            buf[k] = alphabet[cu_rng_below(&rng, sizeof alphabet - 1)];
+        buf[len] = 0;
+        if (i % 4 == 0) /* bias toward almost-valid text */
+            memcpy(buf, "p95 < ", CU_MIN(len, 6));
+        rollout_expr *e = rollout_expr_parse(buf, "g", 1, 1, err);
+        if (e) {
+            parsed++;
+            rollout_expr_free(e);
+        } else {
+            check_error_column(buf, err);
+        }
+    }
+    /* grammar-shaped soup: more of it parses, and whatever parses must judge
+     * cleanly (the old colour has no latencies and no errors, so divisions
+     * by zero and missing samples happen) */
+    fake f;
+    fake_init(&f, 0);
+    fake_traffic(&f, 1, 1000, 3, 1, 420);
+    fake_traffic(&f, 0, 1000, 0, 0, 0);
+    hist_reset(&f.s[0].latency_ms);
+    f.s[0].seconds = f.s[1].seconds = 30;
+    rollout_window w = {.new_color = &f.s[1], .old_color = &f.s[0], .min_requests = 10,
+                        .old_has_traffic = true, .require_old = true};
+    int soup_parsed = 0, verdicts[5] = {0};
+    for (int i = 0; i < 20000; i++) {
+        buf[0] = 0;
+        gen_side(&rng, buf, 2);
+        strcat(buf, cu_rng_below(&rng, 2) ? " <= " : " > ");
+        gen_side(&rng, buf, 2);
+        rollout_expr *e = rollout_expr_parse(buf, "g", 1, 1, err);
+        if (!e) {
+            check_error_column(buf, err);
+            continue;
+        }
+        soup_parsed++;
+    rollout_judgement j;
+        rollout_judge(e, &w, &j);
+        assert_true(j.verdict <= ROLLOUT_SKIP);
+        assert_true(j.detail[0] != 0);
+        verdicts[j.verdict]++;
+        rollout_expr_free(e);
+    }
+    fake_free(&f);
+    print_message("      random: %d/20000 parsed; grammar soup: %d/20000 parsed (pass %d, fail %d, "
+                  "error %d)\n", parsed, soup_parsed, verdicts[0], verdicts[1], verdicts[3]);
+    assert_true(soup_parsed > 500);
+    assert_true(verdicts[ROLLOUT_PASS] > 0 && verdicts[ROLLOUT_FAIL] > 0 &&
+                verdicts[ROLLOUT_ERROR] > 0);
+}
+
 /* Positions inside YAML: the column of the character inside the string,
  * for double-quoted, single-quoted and plain scalars, and a whole plan's
  * error messages. */
@@ -107,6 +216,9 @@ static void test_plan_errors(void **state)
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
          "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n",
          "plan.yml:6:7: a receiver needs exactly one of"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
+         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n",
+         "plan.yml:6:42: unknown event 'rollbak' (did you mean 'rollback'?)"},
     };
     for (size_t i = 0; i < CU_ARRAY_LEN(cases); i++) {
         char err[CU_ERRLEN] = "";
@@ -326,6 +438,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expr_parse_ok), cmocka_unit_test(test_expr_errors),
+        cmocka_unit_test(test_expr_prefixes_and_fuzz),
         cmocka_unit_test(test_plan_errors),   cmocka_unit_test(test_plan_ok_and_formulas),
         cmocka_unit_test(test_judge),         cmocka_unit_test(test_analyse),
         cmocka_unit_test(test_hist_codec),

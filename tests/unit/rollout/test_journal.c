@@ -122,6 +122,20 @@ static void test_crash_during_hold(void **state)
     expect_killed(pid);
     assert_int_equal(r.decisions, 6); /* start + 5 analyses */
     assert_int_equal(sql_int(path, "SELECT count(*) FROM decisions"), 6);
+    /* the history is readable straight from the file of the dead process */
+    cu_buf b = CU_BUF_INIT;
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_journal_events(path, false, 0, &b, err), 0);
+    assert_non_null(strstr(b.data, "start run 1: green to 10%"));
+    assert_non_null(strstr(b.data, "    5  "));
+    cu_buf_reset(&b);
+    assert_int_equal(rollout_journal_events(path, true, 2, &b, err), 0);
+    json_t *arr = json_loads(b.data, 0, NULL);
+    assert_int_equal(json_array_size(arr), 2);
+    json_decref(arr);
+    cu_buf_free(&b);
+    assert_true(rollout_journal_events("/nonexistent/cutover.db", true, 0, &b, err) < 0);
+    assert_non_null(strstr(err, "/nonexistent/cutover.db"));
 
     /* restart two minutes later */
     fake f;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 
 #include "fake.h"
 
@@ -243,6 +244,51 @@ static void test_hold_low_traffic(void **state)
     env_close(&e);
 }
 
+/* window: step accumulates since the step began, so a HOLD at low traffic
+ * ends once enough requests came, and says when that will be. */
+static void test_hold_growing_window(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n"
+                 "  steps: [ { weight: 10, hold: 1m }, { weight: 100, hold: 1m } ]\n"
+                 "  analysis: { interval: 1m, window: step, min_requests: 100,"
+                 " gates: [ \"p95 < 500ms\" ] }\n");
+    e.f.rate[1] = 0.5; /* green: 30 requests a minute */
+    e.f.rate[0] = 5;
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE action LIKE '%need about 70 "
+                               "more requests on green (green 30/100, blue 300/100 in 60 s, about "
+                               "140 s more at 0.50/s)%'"), 1);
+    run_for(e.c, &e.f, 2 * 60000);
+    assert_int_equal(info_of(e.c).step, 0); /* 90 of 100 after 3 minutes */
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(info_of(e.c).step, 1); /* 120 after 4: advance */
+    assert_int_equal(e.f.now - T0, 4 * 60000);
+    env_close(&e);
+}
+
+/* A receiver may take only some events (no Slack spam for every step). */
+static void test_receiver_event_filter(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+                 "  analysis: { interval: 1m, min_requests: 100 }\n"
+                 "  notify: [ { exec: \"cat\" }, { exec: \"true\", events: [ rollback, promoted ] } ]\n");
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    run_for(e.c, &e.f, 60000);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROMOTED);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:cat'"), 2);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:true'"), 1);
+    assert_int_equal(count(&e, "SELECT count(*) FROM outbox WHERE receiver='exec:true' AND "
+                               "event='promoted'"), 1);
+    env_close(&e);
+}
+
 static void test_approval(void **state)
 {
     (void)state;
@@ -264,8 +310,18 @@ static void test_approval(void **state)
     run_for(e.c, &e.f, 3600000); /* waits as long as it takes */
     assert_true(info_of(e.c).awaiting_approval);
     assert_true(e.f.weight == 10);
+    /* the gates are still judged: a failure withdraws the offer ... */
+    fake_traffic(&e.f, 1, 1000, 0, 0, 900);
+    run_for(e.c, &e.f, 60000);
+    assert_false(info_of(e.c).awaiting_approval);
+    assert_int_equal(info_of(e.c).failures, 1);
+    assert_int_equal(rollout_approve(e.c, "alice", err), -EINVAL);
+    /* ... and a pass offers it again (one more notification) */
+    fake_traffic(&e.f, 1, 1000, 0, 0, 200);
+    run_for(e.c, &e.f, 60000);
+    assert_true(info_of(e.c).awaiting_approval);
     assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE action LIKE 'wait for "
-                               "approval%'"), 1);
+                               "approval%'"), 62); /* 1 + 60 + 1 */
     cu_buf b = CU_BUF_INIT;
     rollout_status_json(e.c, 0, &b);
     assert_non_null(strstr(b.data, "\"waiting\": \"approval\""));
@@ -416,8 +472,116 @@ static void test_admin(void **state)
     assert_int_equal(json_integer_value(json_object_get(st, "deadline_ms")), T0 + 600000);
     assert_int_equal(json_integer_value(json_object_get(st, "remaining_s")), 480);
     assert_string_equal(json_string_value(json_object_get(st, "waiting")), "hold");
+    assert_string_equal(json_string_value(json_object_get(st, "deadline")),
+                        "2026-01-01T00:10:00.000Z");
+    assert_string_equal(json_string_value(json_object_get(st, "next_analysis")),
+                        "2026-01-01T00:03:00.000Z");
+    assert_true(json_array_size(json_object_get(st, "last_decisions")) == 3);
     json_decref(st);
     cu_buf_free(&b);
+    env_close(&e);
+}
+
+/* The real thing: the controller's own 1 s timer on a uv loop and the real
+ * wall clock. Errors appear; within about a second green is at 0. */
+static void stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+static void test_timer_on_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    fake f;
+    fake_init(&f, 0);
+    fake_traffic(&f, 1, 1000, 0, 0, 200);
+    fake_traffic(&f, 0, 1000, 0, 0, 200);
+    rollout_plan *p = plan_from(plan_yaml, NULL);
+    char *path = temp_journal();
+    char err[CU_ERRLEN];
+    rollout_config cfg = {.plan = p, .journal_path = path, .ops = &fake_ops, .target_ctx = &f,
+                          .loop = &loop};
+    rollout_ctl *c;
+    assert_int_equal(rollout_open(&c, &cfg, err), 0);
+    assert_int_equal(rollout_start(c, "test", err), 0);
+    assert_true(f.weight == 10);
+    int64_t t_bad = cu_wall_ms();
+    fake_traffic(&f, 1, 1000, 500, 0, 200);
+    uv_timer_t stop;
+    uv_timer_init(&loop, &stop);
+    uv_timer_start(&stop, stop_loop, 1300, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_true(f.weight == 0);
+    assert_int_equal(info_of(c).state, ROLLOUT_ROLLED_BACK);
+    long long t_rb = sql_int(path, "SELECT time_ms FROM decisions WHERE kind='tripwire'");
+    assert_true(t_rb - t_bad <= 1100);
+    rollout_close(c);
+    uv_close((uv_handle_t *)&stop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    rollout_plan_free(p);
+    remove_journal(path);
+    fake_free(&f);
+}
+
+/* Per-minute aggregates keep the latency histogram, decodable later. */
+static void test_minute_aggregates(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    fake_traffic(&e.f, 1, 600, 6, 0, 250);
+    run_for(e.c, &e.f, 3 * 60000);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT minute_ms, requests, errors_5xx, latency FROM "
+                                            "minutes WHERE color='green' ORDER BY minute_ms",
+                                        -1, &st, NULL), SQLITE_OK);
+    int rows = 0;
+    hist h;
+    hist_init(&h);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        assert_int_equal(sqlite3_column_int64(st, 0) % 60000, 0);
+        assert_int_equal(sqlite3_column_int64(st, 1), 600);
+        assert_int_equal(sqlite3_column_int64(st, 2), 6);
+        assert_int_equal(rollout_hist_decode(sqlite3_column_blob(st, 3),
+                                             (size_t)sqlite3_column_bytes(st, 3), &h), 0);
+        assert_int_equal(h.count, 600);
+        assert_true(fabs(hist_quantile(&h, 0.95) - 250) < 2.5);
+        rows++;
+    }
+    sqlite3_finalize(st);
+    hist_free(&h);
+    assert_int_equal(rows, 3); /* idle, but the router's traffic is still recorded */
+    env_close(&e);
+}
+
+/* A journal that refuses writes: commands fail with -EIO and change
+ * nothing; a tripwire still takes the new colour to 0 (safety first). */
+static void test_journal_refuses(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(rollout_pause(e.c, "t", err), -EIO);
+    assert_non_null(strstr(err, "journal refused"));
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROGRESSING);
+    run_for(e.c, &e.f, 60000); /* the analysis cannot be journaled: nothing moves */
+    assert_int_equal(info_of(e.c).decisions, 1);
+    fake_traffic(&e.f, 1, 1000, 100, 0, 200);
+    run_for(e.c, &e.f, 1000);
+    assert_true(e.f.weight == 0);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_ROLLED_BACK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=0", NULL, NULL, NULL), SQLITE_OK);
+    fake_traffic(&e.f, 1, 1000, 0, 0, 200);
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    assert_true(e.f.weight == 10);
     env_close(&e);
 }
 
@@ -429,10 +593,15 @@ int main(void)
         cmocka_unit_test(test_latency_gate_failure_limit),
         cmocka_unit_test(test_failures_halt_then_recover),
         cmocka_unit_test(test_hold_low_traffic),
+        cmocka_unit_test(test_hold_growing_window),
+        cmocka_unit_test(test_receiver_event_filter),
         cmocka_unit_test(test_approval),
         cmocka_unit_test(test_errors_apart_from_failures),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_timer_on_loop),
+        cmocka_unit_test(test_minute_aggregates),
+        cmocka_unit_test(test_journal_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

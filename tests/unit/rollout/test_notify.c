@@ -43,7 +43,11 @@ static void on_hook(http_exchange *x, const http_server_request *req, void *user
         !json_is_object(dec) || !json_object_get(dec, "verdict") || !h ||
         h->value_len != strlen(id) || memcmp(h->value, id, h->value_len) != 0 ||
         strcmp(req->method, "POST") != 0 || req->path_len != 5 || memcmp(req->path, "/hook", 5) != 0)
+    {
         r->bad_payload = true;
+        fprintf(stderr, "bad delivery: %s %.*s body=%.*s\n", req->method, (int)req->path_len,
+                req->path, (int)req->body_len, req->body);
+    }
     int status = 200;
     if (r->refuse_all || (r->naccepted == r->fail_event_index && r->failed < r->fail_times)) {
         status = 500;
@@ -57,14 +61,19 @@ static void on_hook(http_exchange *x, const http_server_request *req, void *user
     http_respond(x, status, NULL, 0, "ok", 2);
 }
 
-static void receiver_start(receiver *r, uv_loop_t *loop)
+static void receiver_start_tls(receiver *r, uv_loop_t *loop, net_tls *tls)
 {
     memset(r, 0, sizeof *r);
     r->fail_event_index = -1;
     char err[CU_ERRLEN];
-    http_server_opts o = {.host = "127.0.0.1", .port = 0};
+    http_server_opts o = {.host = "127.0.0.1", .port = 0, .tls = tls};
     assert_int_equal(http_server_start(&r->srv, loop, &o, on_hook, r, err), 0);
     r->port = http_server_port(r->srv);
+}
+
+static void receiver_start(receiver *r, uv_loop_t *loop)
+{
+    receiver_start_tls(r, loop, NULL);
 }
 
 /* Runs the loop (real time, at most 5 s) until `want` events were accepted,
@@ -163,7 +172,9 @@ static void test_webhook_and_exec_in_order(void **state)
     char got[16][32];
     uint64_t end = cu_now_ns() + 5000000000ull;
     int n;
-    while ((n = read_exec_log(log, got, 16)) < 6 && cu_now_ns() < end) {
+    while (((n = read_exec_log(log, got, 16)) < 6 ||
+            sql_int(path, "SELECT count(*) FROM outbox WHERE delivered_ms IS NULL") > 0) &&
+           cu_now_ns() < end) {
         uv_run(&loop, UV_RUN_NOWAIT);
         f.now += 1000;
         rollout_tick(c);
@@ -286,12 +297,70 @@ static void test_receiver_down_does_not_block(void **state)
     remove_journal(path);
 }
 
+/* https webhooks verify the receiver's certificate: trusted through `ca`,
+ * refused (and retried, not dropped) without it. */
+static void test_https_webhook(void **state)
+{
+    (void)state;
+    char *path = temp_journal();
+    char *dir = cu_dirname(path);
+    char *cmd = cu_asprintf("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                            "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out "
+                            "%s/cert.pem >/dev/null 2>&1", dir, dir);
+    if (system(cmd) != 0) {
+        free(cmd);
+        free(dir);
+        remove_journal(path);
+        print_message("openssl CLI unavailable: https webhook test skipped\n");
+        skip();
+    }
+    free(cmd);
+    char *cert = cu_path_join(dir, "cert.pem"), *key = cu_path_join(dir, "key.pem");
+    char err[CU_ERRLEN];
+    net_tls *stls;
+    assert_int_equal(net_tls_server_new(&stls, cert, key, err), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    receiver r;
+    receiver_start_tls(&r, &loop, stls);
+    char *yaml = cu_asprintf(
+        "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1h } ]\n"
+        "  notify:\n    - { webhook: \"https://127.0.0.1:%d/hook\", ca: \"%s\" }\n"
+        "    - { webhook: \"https://127.0.0.1:%d/hook?untrusted\", timeout: 1s }\n",
+        r.port, cert, r.port);
+    rollout_plan *p = plan_from(yaml, NULL);
+    fake f;
+    fake_init(&f, T0);
+    rollout_ctl *c = open_ctl(p, path, &f, &loop);
+    assert_int_equal(rollout_start(c, "test", err), 0);
+    spin_until(&loop, c, &f, &r, 1);
+    tick_spin(&loop, c, &f, 3);
+    assert_int_equal(r.naccepted, 1); /* only through the trusted receiver */
+    assert_string_equal(r.events[0], "start");
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM outbox WHERE receiver LIKE "
+                                   "'%untrusted' AND delivered_ms IS NULL AND attempts >= 1 AND "
+                                   "last_error IS NOT NULL"), 1);
+    rollout_close(c);
+    http_server_stop(r.srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    net_tls_free(stls);
+    fake_free(&f);
+    rollout_plan_free(p);
+    free(yaml);
+    free(cert);
+    free(key);
+    free(dir);
+    remove_journal(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_webhook_and_exec_in_order),
         cmocka_unit_test(test_outbox_survives_restart),
         cmocka_unit_test(test_receiver_down_does_not_block),
+        cmocka_unit_test(test_https_webhook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
