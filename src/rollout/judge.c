@@ -144,6 +144,24 @@ static json_t *num_or_null(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* A tripwire's words: "tripped: error_rate 5.26% > 2%", or "not tripped:
+ * p95 9.3ms, trips when p95 > 1s" (a gate's "wanted" would read backwards). */
+static void trip_detail(rollout_judgement *j, bool fired)
+{
+    char d[sizeof j->detail];
+    snprintf(d, sizeof d, "%s", j->detail);
+    char *w = strstr(d, ", wanted ");
+    if (fired) {
+        snprintf(j->detail, sizeof j->detail, "tripped: %.480s", d);
+    } else if (w) {
+        *w = 0;
+        snprintf(j->detail, sizeof j->detail, "not tripped: %.240s, trips when %.240s", d,
+                 w + strlen(", wanted "));
+    } else {
+        snprintf(j->detail, sizeof j->detail, "not tripped: %.480s", d);
+    }
+}
+
 void rj_analyse(rollout_expr *const *exprs, size_t n, const rollout_window *w, double window_s,
                 bool trip, rj_analysis *out)
 {
@@ -163,8 +181,10 @@ void rj_analyse(rollout_expr *const *exprs, size_t n, const rollout_window *w, d
         rollout_judgement jj, *j = &jj;
         rollout_judge(exprs[i], w, j);
         rollout_verdict v = j->verdict;
-        if (trip && (v == ROLLOUT_PASS || v == ROLLOUT_FAIL))
+        if (trip && (v == ROLLOUT_PASS || v == ROLLOUT_FAIL)) {
             v = v == ROLLOUT_PASS ? ROLLOUT_FAIL : ROLLOUT_PASS; /* holding = firing */
+            trip_detail(j, v == ROLLOUT_FAIL);
+        }
         switch (v) {
         case ROLLOUT_PASS: out->npass++; break;
         case ROLLOUT_FAIL:

@@ -390,7 +390,10 @@ static void test_analyse(void **state)
     rj_analyse(g, 3, &w, 10, true, &a);
     assert_int_equal(a.verdict, ROLLOUT_FAIL);
     assert_int_equal(a.nfail, 2);
-    assert_non_null(strstr(a.summary, "error_rate 0% < 1%"));
+    assert_non_null(strstr(a.summary, "tripped: error_rate 0% < 1%"));
+    const char *d1 = json_string_value(json_object_get(json_array_get(a.gates, 1), "detail"));
+    assert_non_null(strstr(d1, "not tripped: p95 "));
+    assert_non_null(strstr(d1, ", trips when p95 < 500ms"));
     rj_analysis_free(&a);
     hist_reset(&f.s[1].latency_ms);
     rj_analyse(g, 3, &w, 60, false, &a);

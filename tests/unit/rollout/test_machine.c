@@ -149,7 +149,7 @@ static void test_tripwire_rollback(void **state)
     /* the record names the rule, the value and the threshold */
     cu_buf b = CU_BUF_INIT;
     rollout_events(e.c, true, 1, &b);
-    assert_non_null(strstr(b.data, "error_rate 8% > 5%"));
+    assert_non_null(strstr(b.data, "tripped: error_rate 8% > 5%"));
     assert_non_null(strstr(b.data, "\"requests\": 100"));
     cu_buf_free(&b);
     /* after a rollback nothing moves any more, and a new run can start */
