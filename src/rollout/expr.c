@@ -282,22 +282,25 @@ static int combine(parser *p, char op, int l, int r, size_t at)
     return -1;
 }
 
-static node *parse_term(parser *p)
+/* One precedence level of left-associative binary operators: `ops` holds
+ * the two operator characters and `kinds` their node kinds, `sub` parses
+ * the operands (the next level up). */
+static node *parse_level(parser *p, const char ops[2], const nkind kinds[2], node *(*sub)(parser *))
 {
-    node *l = parse_factor(p);
+    node *l = sub(p);
     while (l) {
         skip_ws(p);
         char c = p->s[p->pos];
-        if (c != '*' && c != '/')
+        if (c != ops[0] && c != ops[1])
             break;
         size_t at = p->pos++;
-        node *r = parse_factor(p);
+        node *r = sub(p);
         if (!r) {
             node_free(l);
             return NULL;
         }
         int d = combine(p, c, l->dim, r->dim, at);
-        node *n = mk(c == '*' ? N_MUL : N_DIV, d);
+        node *n = mk(kinds[c == ops[0] ? 0 : 1], d);
         n->l = l;
         n->r = r;
         l = n;
@@ -309,31 +312,16 @@ static node *parse_term(parser *p)
     return l;
 }
 
+static node *parse_term(parser *p)
+{
+    static const nkind kinds[2] = {N_MUL, N_DIV};
+    return parse_level(p, "*/", kinds, parse_factor);
+}
+
 static node *parse_sum(parser *p)
 {
-    node *l = parse_term(p);
-    while (l) {
-        skip_ws(p);
-        char c = p->s[p->pos];
-        if (c != '+' && c != '-')
-            break;
-        size_t at = p->pos++;
-        node *r = parse_term(p);
-        if (!r) {
-            node_free(l);
-            return NULL;
-        }
-        int d = combine(p, c, l->dim, r->dim, at);
-        node *n = mk(c == '+' ? N_ADD : N_SUB, d);
-        n->l = l;
-        n->r = r;
-        l = n;
-        if (d < 0) {
-            node_free(l);
-            return NULL;
-        }
-    }
-    return l;
+    static const nkind kinds[2] = {N_ADD, N_SUB};
+    return parse_level(p, "+-", kinds, parse_term);
 }
 
 static int parse_op(parser *p)
