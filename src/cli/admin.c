@@ -28,9 +28,10 @@ static void on_response(void *user, int err, const http_response *res)
 }
 
 int cli_admin_call(const char *base, const char *method, const char *path,
-                      const char *token, const char *body, cli_admin_reply *c,
+                   const char *token, const char *body, cli_admin_reply *c,
                    char err[CU_ERRLEN])
 {
+    memset(c, 0, sizeof *c);
     http_url u;
     if (http_url_parse(&u, base, err) < 0)
         return -EINVAL;
@@ -138,7 +139,7 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "cutover status: %s\n", err);
         return 1;
     }
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     rc = cli_admin_call(o.admin, "GET", "/status", token, NULL, &c, err);
     free(token);
     if (rc < 0) {
@@ -196,7 +197,7 @@ int cmd_weight(int argc, char **argv)
     }
     char body[64];
     snprintf(body, sizeof body, "{\"%s\": %.2f}", green ? "green" : "blue", v);
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     rc = cli_admin_call(o.admin, "PUT", "/weights", token, body, &c, err);
     free(token);
     if (rc < 0) {

@@ -26,7 +26,8 @@ typedef struct cli_admin_reply {
     bool done;
 } cli_admin_reply;
 /* One request to the admin API at `base` (token may be NULL, body is JSON
- * or NULL); fills *c. Returns 0 or a negative code with err. */
+ * or NULL); fills *c, which is initialised whatever happens (free c->body).
+ * Returns 0 or a negative code with err. */
 int cli_admin_call(const char *base, const char *method, const char *path, const char *token,
                    const char *body, cli_admin_reply *c, char err[CU_ERRLEN]);
 /* The token from a file, trailing white space dropped; NULL with err. */

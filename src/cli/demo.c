@@ -111,7 +111,7 @@ static void sleep_ms(long ms)
 /* GET or POST on the act's admin API; the parsed JSON answer or NULL. */
 static json_t *admin(demo_act *a, const char *method, const char *path, int *status)
 {
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     char err[CU_ERRLEN];
     const char *body = strcmp(method, "GET") ? "{\"by\":\"cutover demo\"}" : NULL;
     if (cli_admin_call(a->admin, method, path, DEMO_TOKEN, body, &c, err) < 0) {
@@ -130,7 +130,7 @@ static json_t *admin(demo_act *a, const char *method, const char *path, int *sta
 /* Raw body of a GET (the events table). */
 static char *admin_text(demo_act *a, const char *path)
 {
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     char err[CU_ERRLEN];
     if (cli_admin_call(a->admin, "GET", path, NULL, NULL, &c, err) < 0 || c.status != 200) {
         cu_buf_free(&c.body);

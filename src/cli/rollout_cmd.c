@@ -127,7 +127,7 @@ int cmd_rollout(int argc, char **argv)
     json_decref(body);
     char path[64];
     snprintf(path, sizeof path, "/rollout/%s", o.arg);
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     rc = cli_admin_call(o.admin, is_get ? "GET" : "POST", path, token, is_get ? NULL : body_text,
                         &c, err);
     free(token);
@@ -166,7 +166,7 @@ int cmd_events(int argc, char **argv)
     char err[CU_ERRLEN];
     char path[96];
     snprintf(path, sizeof path, "/rollout/events?limit=%llu%s", n, json_flag ? "" : "&format=table");
-    cli_admin_reply c;
+    cli_admin_reply c = {0};
     rc = cli_admin_call(o.admin, "GET", path, NULL, NULL, &c, err);
     if (rc < 0) {
         fprintf(stderr, "cutover events: %s\n", err);
