@@ -182,6 +182,10 @@ static void cconn_unhandle(rt_cconn *c)
     if (c->next)
         c->next->prev = c->prev;
     r->nconns--;
+    if (c->gen) { /* closed mid-exchange: rt_finish never ran */
+        rt_gen_unref(c->gen);
+        c->gen = NULL;
+    }
     rt_head_free(&c->h);
     cu_buf_free(&c->cin);
     cu_buf_free(&c->fwd);
