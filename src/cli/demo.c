@@ -641,6 +641,10 @@ int cmd_demo(int argc, char **argv)
     printf("\ncutover demo: %s; report: %s/summary.md\n",
            all_ok && ran == 2 ? "both acts ended as expected" : "FAILED: an act did not end as expected",
            d.out);
+    printf("\nNext: %s/act1/serve.yml is a working router config with a rollout plan; point its\n"
+           "servers at your blue and green, run `cutover serve` on it, then `cutover rollout start`\n"
+           "and `cutover events` (docs/serve.md, docs/rollout.md). Your Artillery scripts run as\n"
+           "they are with `cutover run SCRIPT.yml`.\n", d.out);
     for (int i = 0; i < 2; i++) {
         free(acts[i].dir);
         free(acts[i].lt_script);
