@@ -214,6 +214,9 @@ static void u_on_drain(net_stream *s)
     rt_cconn *c = u->c;
     if (c && c->bp_paused) {
         c->bp_paused = false;
+        /* the client was paused for the upstream's sake, not silent */
+        if (c->tkind == T_BODY)
+            rt_arm(c, T_BODY, c->gen->cfg.body_timeout_ms);
         rt_client_read_update(c);
     }
 }
@@ -626,6 +629,8 @@ void rt_exchange_client_drained(rt_cconn *c)
     rt_uconn *u = c->u;
     if (u && u->paused && u->s) {
         u->paused = false;
+        if (c->tkind == T_RESPONSE)
+            rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
         net_resume(u->s);
     }
 }

@@ -142,6 +142,10 @@ void rt_cwrite(rt_cconn *c, const void *p, size_t n)
 static void on_drain(net_stream *s)
 {
     rt_cconn *c = net_stream_user(s);
+    if (c->close_on_drain) {
+        rt_cconn_close(c);
+        return;
+    }
     if (!c->closing)
         rt_exchange_client_drained(c);
 }
@@ -151,7 +155,7 @@ void rt_client_read_update(rt_cconn *c)
     if (c->closing)
         return;
     bool want = c->rq != RQ_DONE && c->tkind != T_RESUME && !c->bp_paused &&
-                c->pend.len < RT_HIGH && !c->close_after;
+                c->pend.len < RT_HIGH;
     if (want)
         net_resume(c->s);
     else
@@ -182,6 +186,8 @@ static void cconn_unhandle(rt_cconn *c)
     if (c->next)
         c->next->prev = c->prev;
     r->nconns--;
+    if (c->gen)
+        rt_gen_unref(c->gen); /* an exchange cut short */
     rt_head_free(&c->h);
     cu_buf_free(&c->cin);
     cu_buf_free(&c->fwd);
@@ -226,8 +232,14 @@ static void cconn_end(rt_cconn *c)
         return;
     if (c->active)
         rt_exchange_abort(c);
-    net_stream_end(c->s);
     c->closing = true;
+    if (c->peer_eof && net_stream_queued(c->s) > 0) {
+        /* the stream cannot end gracefully once the peer has ended:
+         * close from on_drain, when what is queued has gone out */
+        c->close_on_drain = true;
+    } else {
+        net_stream_end(c->s);
+    }
     c->tkind = T_LINGER;
     uv_timer_start(&c->timer, on_timer, 5000, 0);
 }
@@ -670,9 +682,10 @@ static void on_end(net_stream *s, int status)
     rt_cconn *c = net_stream_user(s);
     if (c->closing)
         return;
-    if (c->active && c->resp_started && c->rq == RQ_DONE && status == UV_EOF) {
+    if (c->active && c->rq == RQ_DONE && status == UV_EOF) {
         /* half-close after a complete request: let the response finish */
         c->close_after = true;
+        c->peer_eof = true;
         return;
     }
     rt_cconn_close(c);
