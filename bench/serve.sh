@@ -14,7 +14,10 @@
 #   - For each router: checks the realised split on 2,000 requests (from the
 #     upstreams' X-Cutover-Color), then one wrk run of BENCH_DUR seconds
 #     (default 10) with BENCH_CONNS keep-alive connections (default 50) on
-#     GET /, and prints req/s and the latency percentiles in a Markdown table.
+#     GET /, and prints req/s, the latency percentiles and the router's own
+#     CPU time per request (utime+stime from /proc; for nginx, its one
+#     worker) in a Markdown table. wrk and the upstreams share core 1, which
+#     can be the bottleneck; CPU per request compares the routers regardless.
 #   - Everything started is stopped on exit (trap); all traffic is on 127.0.0.1.
 set -euo pipefail
 
@@ -76,12 +79,19 @@ print(f"{100.0 * g / 2000:.2f}")
 EOF
 }
 
+cpu_ticks() { # pid -> utime+stime of the process (clock ticks); 0 without a pid
+    [[ -n ${1:-} ]] || { echo 0; return; }
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 RESULTS=()
-bench_one() { # name port
-    local name=$1 port=$2 share out
+bench_one() { # name port [pid of the router, for its CPU time]
+    local name=$1 port=$2 pid=${3:-} share out t0 t1
     wait_port "$port"
     share=$(split "$port")
+    t0=$(cpu_ticks "$pid")
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
+    t1=$(cpu_ticks "$pid")
     echo "$out" >"$TMP/$name.wrk"
     local rps p50 p90 p99 errs
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -89,7 +99,12 @@ bench_one() { # name port
     p90=$(awk '$1=="90%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
-    RESULTS+=("| $name | $share | $rps | $p50 | $p90 | $p99 | ${errs:-none} |")
+    local reqs cpu_us="-"
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    if [[ -n $pid ]]; then
+        cpu_us=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
+    fi
+    RESULTS+=("| $name | $share | $rps | $p50 | $p90 | $p99 | $cpu_us | ${errs:-none} |")
     echo "$name: green ${share}%, ${rps} req/s, p50 ${p50}, p99 ${p99}" >&2
 }
 
@@ -109,7 +124,7 @@ EOF
 taskset -c 0 "$CUTOVER" serve "$TMP/serve.yml" >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
-bench_one "cutover serve" "$CP"
+bench_one "cutover serve" "$CP" "$SERVE_PID"
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
 
 # ---- HAProxy ------------------------------------------------------------------------------
@@ -136,7 +151,7 @@ EOF
 taskset -c 0 "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HA_PID=$!
 PIDS+=($HA_PID)
-bench_one "HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')" "$HP"
+bench_one "HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')" "$HP" "$HA_PID"
 kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
 
 # ---- nginx ---------------------------------------------------------------------------------
@@ -173,12 +188,14 @@ EOF
 taskset -c 0 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx.log" 2>&1 &
 NG_PID=$!
 PIDS+=($NG_PID)
-bench_one "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" "$NP"
+wait_port "$NP"
+NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
+bench_one "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" "$NP" "$NG_WORKER"
 kill "$NG_PID"; wait "$NG_PID" 2>/dev/null || true
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s --latency, GET / (24-byte body), router on core 0, wrk + upstreams on core 1"
 echo
-echo "| router | green share (2,000 GETs) | req/s | p50 | p90 | p99 | errors |"
-echo "|---|---|---|---|---|---|---|"
+echo "| router | green share (2,000 GETs) | req/s | p50 | p90 | p99 | router CPU us/req | errors |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${RESULTS[@]}"
