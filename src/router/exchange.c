@@ -286,8 +286,9 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     const router_config *cfg = &c->gen->cfg;
     const rt_head *h = &u->h;
     int st = p->status_code;
-    cu_buf b = CU_BUF_INIT;
-    cu_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
+    cu_buf *bp = &c->rhead;
+    cu_buf_reset(bp);
+    cu_buf_appendf(bp, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
     size_t cl = cfg->color_header ? strlen(cfg->color_header) : 0;
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
@@ -296,21 +297,21 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
             continue;
         if (cl && sp->nl == cl && strncasecmp(name, cfg->color_header, cl) == 0)
             continue;
-        cu_buf_append(&b, name, sp->nl);
-        cu_buf_append(&b, ": ", 2);
-        cu_buf_append(&b, h->raw.data + sp->vo, sp->vl);
-        cu_buf_append(&b, "\r\n", 2);
+        cu_buf_append(bp, name, sp->nl);
+        cu_buf_append(bp, ": ", 2);
+        cu_buf_append(bp, h->raw.data + sp->vo, sp->vl);
+        cu_buf_append(bp, "\r\n", 2);
     }
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool no_body = c->head_req || st == 204 || st == 304;
     if (no_body) {
         if (has_cl && c->head_req)
-            cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+            cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
     } else if (has_cl && !chunked) {
-        cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+        cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
     } else if (c->minor >= 1) {
-        cu_buf_appends(&b, "Transfer-Encoding: chunked\r\n");
+        cu_buf_appends(bp, "Transfer-Encoding: chunked\r\n");
         c->resp_chunked = true;
     } else {
         c->resp_close = true;
@@ -318,22 +319,21 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     }
     size_t vl;
     const char *via = rt_head_find(h, "via", &vl);
-    cu_buf_appends(&b, "Via: ");
+    cu_buf_appends(bp, "Via: ");
     if (via) {
-        cu_buf_append(&b, via, vl);
-        cu_buf_appends(&b, ", ");
+        cu_buf_append(bp, via, vl);
+        cu_buf_appends(bp, ", ");
     }
-    cu_buf_appends(&b, "1.1 cutover\r\n");
+    cu_buf_appends(bp, "1.1 cutover\r\n");
     if (cl)
-        cu_buf_appendf(&b, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
+        cu_buf_appendf(bp, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
     if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
-        cu_buf_appends(&b, "Connection: close\r\n");
+        cu_buf_appends(bp, "Connection: close\r\n");
     else if (c->minor == 0)
-        cu_buf_appends(&b, "Connection: keep-alive\r\n");
-    cu_buf_appends(&b, "\r\n");
+        cu_buf_appends(bp, "Connection: keep-alive\r\n");
+    cu_buf_appends(bp, "\r\n");
     c->resp_started = true;
-    rt_cwrite(c, b.data, b.len);
-    cu_buf_free(&b);
+    rt_cwrite(c, bp->data, bp->len);
 }
 
 static int r_headers_complete(llhttp_t *p)

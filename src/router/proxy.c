@@ -163,6 +163,7 @@ void rt_client_read_update(rt_cconn *c)
 }
 
 static void on_timer(uv_timer_t *t);
+static void resume(rt_cconn *c);
 
 void rt_arm(rt_cconn *c, int kind, uint64_t ms)
 {
@@ -193,6 +194,7 @@ static void cconn_unhandle(rt_cconn *c)
     cu_buf_free(&c->fwd);
     cu_buf_free(&c->pend);
     cu_buf_free(&c->replay);
+    cu_buf_free(&c->rhead);
     free(c);
     rt_conn_gone(r);
 }
@@ -333,6 +335,10 @@ void rt_finish(rt_cconn *c, bool record)
         return;
     }
     c->rq = RQ_IDLE;
+    if (c->cin.len == 0) {
+        resume(c); /* nothing pipelined: just read again */
+        return;
+    }
     /* Parse what is pipelined from the loop, not from inside the caller
      * (which may be the upstream parser's callback). */
     rt_arm(c, T_RESUME, 0);

@@ -77,6 +77,7 @@ struct rt_cconn {
     cu_buf fwd;                    /* the request head for upstreams */
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
+    cu_buf rhead;                  /* the response head being written (reused) */
     bool replayable, head_sent, discard_body;
     rt_gen *gen;
     router_color color;
