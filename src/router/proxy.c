@@ -154,8 +154,10 @@ void rt_client_read_update(rt_cconn *c)
 {
     if (c->closing)
         return;
-    bool want = c->rq != RQ_DONE && c->tkind != T_RESUME && !c->bp_paused &&
-                c->pend.len < RT_HIGH;
+    /* Reading goes on while a response is awaited (pipelined bytes wait in
+     * cin, up to RT_CIN_MAX), so a keep-alive request costs no pause and
+     * resume, and a client that goes away is noticed at once. */
+    bool want = !c->bp_paused && c->pend.len < RT_HIGH && c->cin.len < RT_CIN_MAX;
     if (want)
         net_resume(c->s);
     else

@@ -16,6 +16,7 @@
 
 #define RT_HIGH (256 * 1024)       /* write queue / pending bytes before pausing */
 #define RT_REPLAY_MAX (64 * 1024)  /* request bytes kept for a retry */
+#define RT_CIN_MAX (64 * 1024)     /* pipelined bytes read ahead of the exchange */
 
 typedef struct rt_span {
     uint32_t no, nl, vo, vl;
