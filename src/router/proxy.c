@@ -738,11 +738,12 @@ static void on_timer(uv_timer_t *t)
 
 void rt_proxy_accept(net_listener *l, net_stream *s, void *user)
 {
-    router *r = user;
+    rt_listener *li = user;
+    router *r = li->r;
     rt_cconn *c = cu_calloc(1, sizeof *c);
     c->r = r;
     c->s = s;
-    c->tls = r->listen_tls != NULL;
+    c->tls = li->tls != NULL;
     if (net_stream_peer(s, c->peer, sizeof c->peer) < 0)
         snprintf(c->peer, sizeof c->peer, "unknown");
     net_stream_set_user(s, c);
