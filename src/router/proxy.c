@@ -66,10 +66,15 @@ void rt_head_value(rt_head *h, const char *at, size_t len)
     cu_buf_append(&h->raw, at, len);
 }
 
+/* llhttp drops leading whitespace but keeps trailing; a field value has
+ * neither (RFC 9110 5.5), so the span ends at the last non-blank. */
 void rt_head_value_done(rt_head *h)
 {
     rt_span *sp = &h->sp[h->nsp - 1];
     sp->vl = (uint32_t)h->raw.len - sp->vo;
+    while (sp->vl && (h->raw.data[sp->vo + sp->vl - 1] == ' ' ||
+                      h->raw.data[sp->vo + sp->vl - 1] == '\t'))
+        sp->vl--;
     h->open = false;
 }
 
@@ -474,13 +479,16 @@ static void build_forward(rt_cconn *c)
             continue;
         put_header(b, name, sp->nl, h->raw.data + sp->vo, sp->vl);
     }
-    size_t vl;
-    const char *xff = rt_head_find(h, "x-forwarded-for", &vl);
+    /* X-Forwarded-For: every earlier hop (all such headers, in order), then us */
     cu_buf_appends(b, "X-Forwarded-For: ");
-    if (xff) {
-        cu_buf_append(b, xff, vl);
-        cu_buf_appends(b, ", ");
+    for (size_t i = 0; i < h->nsp; i++) {
+        const rt_span *sp = &h->sp[i];
+        if (sp->vl && name_is(h->raw.data + sp->no, sp->nl, "x-forwarded-for")) {
+            cu_buf_append(b, h->raw.data + sp->vo, sp->vl);
+            cu_buf_appends(b, ", ");
+        }
     }
+    size_t vl;
     cu_buf_appendf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", c->peer, c->tls ? "https" : "http");
     const char *via = rt_head_find(h, "via", &vl);
     cu_buf_appends(b, "Via: ");
