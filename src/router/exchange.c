@@ -574,6 +574,7 @@ void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
 static void upstream_failed(rt_cconn *c, int err)
 {
     bool connecting = c->up == UP_CONNECT || c->up == UP_WAIT;
+    bool queued = c->up == UP_WAIT; /* waiting for a pool slot says nothing of the server */
     rt_uconn *u = c->u;
     bool stale = u && u->uses > 0 && !u->got_bytes && !connecting;
     if (u) {
@@ -590,7 +591,7 @@ static void upstream_failed(rt_cconn *c, int err)
         acquire(c, c->srv, true);
         return;
     }
-    if (c->srv && (connecting || !c->resp_started))
+    if (c->srv && !queued && !c->resp_started)
         rt_server_passive(c->srv, true);
     uint64_t now = cu_now_ns();
     rt_stats_record(&c->r->stats, c->color, 0, (double)(now - c->t0_ns) / 1e6, 0, 0, now);
