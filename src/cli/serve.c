@@ -23,7 +23,7 @@ static const char USAGE[] =
     "requests finish (up to timeouts.drain), exit 0. SIGHUP reloads CONFIG.yml.\n"
     "\n"
     "options:\n"
-    "  --port-file FILE        write the proxy's bound port to FILE\n"
+    "  --port-file FILE        write the listeners' bound ports to FILE, one a line\n"
     "  --admin-port-file FILE  write the admin API's bound port to FILE\n"
     "  --check                 validate CONFIG.yml and exit (0 when valid)\n"
     "  -v, --verbose           log each health change and reload in detail\n"
@@ -38,12 +38,16 @@ typedef struct serve_ctx {
     int stopping;
 } serve_ctx;
 
-static int write_port_file(const char *path, int port)
+/* Writes the ports, one per line, atomically (rename). */
+static int write_port_file(const char *path, const int *ports, size_t n)
 {
     char *tmp = cu_asprintf("%s.tmp", path);
     int rc = 0;
     FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", port) < 0)
+    for (size_t i = 0; f && i < n && rc == 0; i++)
+        if (fprintf(f, "%d\n", ports[i]) < 0)
+            rc = -errno;
+    if (!f)
         rc = -errno;
     if (f && fclose(f) != 0 && rc == 0)
         rc = -errno;
@@ -151,16 +155,25 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "cutover serve: %s\n", err);
         goto out;
     }
-    if (port_file && (rc = write_port_file(port_file, router_port(s.r))) < 0) {
+    size_t nl = router_listeners(s.r);
+    int ports[64];
+    if (nl > CU_ARRAY_LEN(ports))
+        nl = CU_ARRAY_LEN(ports);
+    for (size_t i = 0; i < nl; i++)
+        ports[i] = router_listener_port(s.r, i);
+    int admin = router_admin_port(s.r);
+    if (port_file && (rc = write_port_file(port_file, ports, nl)) < 0) {
         fprintf(stderr, "cutover serve: cannot write %s: %s\n", port_file, strerror(-rc));
         goto out;
     }
-    if (admin_port_file && (rc = write_port_file(admin_port_file, router_admin_port(s.r))) < 0) {
+    if (admin_port_file && (rc = write_port_file(admin_port_file, &admin, 1)) < 0) {
         fprintf(stderr, "cutover serve: cannot write %s: %s\n", admin_port_file, strerror(-rc));
         goto out;
     }
-    printf("cutover serve: listening on port %d, admin on port %d, green weight %.2f%%\n",
-           router_port(s.r), router_admin_port(s.r), router_weight(s.r));
+    printf("cutover serve: listening on port");
+    for (size_t i = 0; i < nl; i++)
+        printf("%s%d", i ? ", " : " ", ports[i]);
+    printf("; admin on port %d; green weight %.2f%%\n", admin, router_weight(s.r));
     if (s.ro) {
         cu_buf line = CU_BUF_INIT;
         serve_rollout_describe(s.ro, &line);

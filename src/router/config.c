@@ -265,10 +265,25 @@ static int parse_pool(pctx *p, const conf_node *n, const char *name, router_pool
     return 0;
 }
 
+static int parse_tls(pctx *p, const conf_node *v, char **cert, char **key)
+{
+    static const char *const tk[] = {"cert", "key"};
+    const conf_node *w;
+    TRY(need_map(p, v, "tls"));
+    conf_check_keys(v, tk, CU_ARRAY_LEN(tk), "tls");
+    if ((w = conf_get(v, "cert")))
+        TRY(get_path(p, w, cert));
+    if ((w = conf_get(v, "key")))
+        TRY(get_path(p, w, key));
+    if (!*cert || !*key) {
+        conf_errf(p->err, v, "tls needs both 'cert' and 'key'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static void defaults(router_config *c)
 {
-    c->listen_host = cu_strdup("127.0.0.1");
-    c->listen_port = 8080;
     c->admin_host = cu_strdup("127.0.0.1");
     c->admin_port = 9090;
     c->color_header = cu_strdup("X-Cutover-Color");
@@ -309,21 +324,45 @@ static int parse_root(pctx *p, const conf_node *root)
     }
     conf_check_keys(root, keys, CU_ARRAY_LEN(keys), "the serve config");
     const conf_node *v, *w;
-    if ((v = conf_get(root, "listen")))
-        TRY(get_hostport(p, v, &c->listen_host, &c->listen_port));
-    if ((v = conf_get(root, "tls"))) {
-        static const char *const tk[] = {"cert", "key"};
-        TRY(need_map(p, v, "tls"));
-        conf_check_keys(v, tk, CU_ARRAY_LEN(tk), "tls");
-        if ((w = conf_get(v, "cert")))
-            TRY(get_path(p, w, &c->tls_cert));
-        if ((w = conf_get(v, "key")))
-            TRY(get_path(p, w, &c->tls_key));
-        if (!c->tls_cert || !c->tls_key) {
-            conf_errf(p->err, v, "tls needs both 'cert' and 'key'");
-            return -EINVAL;
+    char *cert = NULL, *key = NULL;
+    if ((v = conf_get(root, "tls")) && parse_tls(p, v, &cert, &key) < 0)
+        goto fail_tls;
+    v = conf_get(root, "listen");
+    size_t n = v && v->type == CONF_SEQ ? v->n : 1;
+    if (v && v->type == CONF_SEQ && n == 0) {
+        conf_errf(p->err, v, "listen needs at least one address");
+        goto fail_tls;
+    }
+    c->listeners = cu_calloc(n, sizeof *c->listeners);
+    c->nlisteners = n;
+    for (size_t i = 0; i < n; i++) {
+        router_listen_conf *l = &c->listeners[i];
+        const conf_node *item = v && v->type == CONF_SEQ ? v->items[i] : v;
+        l->port = 8080;
+        if (!item) {
+            l->host = cu_strdup("127.0.0.1");
+        } else if (item->type == CONF_MAP) {
+            static const char *const lk[] = {"address", "tls"};
+            conf_check_keys(item, lk, 2, "listen");
+            if (!(w = conf_get(item, "address"))) {
+                conf_errf(p->err, item, "a listener needs 'address' (HOST:PORT)");
+                goto fail_tls;
+            }
+            if (get_hostport(p, w, &l->host, &l->port) < 0)
+                goto fail_tls;
+            if ((w = conf_get(item, "tls")) && parse_tls(p, w, &l->tls_cert, &l->tls_key) < 0)
+                goto fail_tls;
+            continue;
+        } else if (get_hostport(p, item, &l->host, &l->port) < 0) {
+            goto fail_tls;
+        }
+        if (cert) {
+            l->tls_cert = cu_strdup(cert);
+            l->tls_key = cu_strdup(key);
         }
     }
+    free(cert);
+    free(key);
     if ((v = conf_get(root, "admin"))) {
         static const char *const ak[] = {"listen", "token_file"};
         TRY(need_map(p, v, "admin"));
@@ -441,6 +480,10 @@ static int parse_root(pctx *p, const conf_node *root)
     c->state = conf_get(root, "state");
     c->rollout = conf_get(root, "rollout");
     return 0;
+fail_tls:
+    free(cert);
+    free(key);
+    return -EINVAL;
 }
 
 int router_config_parse(router_config *c, const char *text, size_t len, const char *file,
@@ -478,9 +521,12 @@ void router_config_free(router_config *c)
 {
     free(c->path);
     conf_free(c->root);
-    free(c->listen_host);
-    free(c->tls_cert);
-    free(c->tls_key);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].host);
+        free(c->listeners[i].tls_cert);
+        free(c->listeners[i].tls_key);
+    }
+    free(c->listeners);
     free(c->admin_host);
     free(c->token_file);
     for (int i = 0; i < 2; i++) {

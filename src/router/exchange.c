@@ -214,6 +214,9 @@ static void u_on_drain(net_stream *s)
     rt_cconn *c = u->c;
     if (c && c->bp_paused) {
         c->bp_paused = false;
+        /* the client was paused for the upstream's sake, not silent */
+        if (c->tkind == T_BODY)
+            rt_arm(c, T_BODY, c->gen->cfg.body_timeout_ms);
         rt_client_read_update(c);
     }
 }
@@ -283,8 +286,9 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     const router_config *cfg = &c->gen->cfg;
     const rt_head *h = &u->h;
     int st = p->status_code;
-    cu_buf b = CU_BUF_INIT;
-    cu_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
+    cu_buf *bp = &c->rhead;
+    cu_buf_reset(bp);
+    cu_buf_appendf(bp, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
     size_t cl = cfg->color_header ? strlen(cfg->color_header) : 0;
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
@@ -293,21 +297,21 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
             continue;
         if (cl && sp->nl == cl && strncasecmp(name, cfg->color_header, cl) == 0)
             continue;
-        cu_buf_append(&b, name, sp->nl);
-        cu_buf_append(&b, ": ", 2);
-        cu_buf_append(&b, h->raw.data + sp->vo, sp->vl);
-        cu_buf_append(&b, "\r\n", 2);
+        cu_buf_append(bp, name, sp->nl);
+        cu_buf_append(bp, ": ", 2);
+        cu_buf_append(bp, h->raw.data + sp->vo, sp->vl);
+        cu_buf_append(bp, "\r\n", 2);
     }
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool no_body = c->head_req || st == 204 || st == 304;
     if (no_body) {
         if (has_cl && c->head_req)
-            cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+            cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
     } else if (has_cl && !chunked) {
-        cu_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+        cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
     } else if (c->minor >= 1) {
-        cu_buf_appends(&b, "Transfer-Encoding: chunked\r\n");
+        cu_buf_appends(bp, "Transfer-Encoding: chunked\r\n");
         c->resp_chunked = true;
     } else {
         c->resp_close = true;
@@ -315,22 +319,21 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     }
     size_t vl;
     const char *via = rt_head_find(h, "via", &vl);
-    cu_buf_appends(&b, "Via: ");
+    cu_buf_appends(bp, "Via: ");
     if (via) {
-        cu_buf_append(&b, via, vl);
-        cu_buf_appends(&b, ", ");
+        cu_buf_append(bp, via, vl);
+        cu_buf_appends(bp, ", ");
     }
-    cu_buf_appends(&b, "1.1 cutover\r\n");
+    cu_buf_appends(bp, "1.1 cutover\r\n");
     if (cl)
-        cu_buf_appendf(&b, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
+        cu_buf_appendf(bp, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
     if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
-        cu_buf_appends(&b, "Connection: close\r\n");
+        cu_buf_appends(bp, "Connection: close\r\n");
     else if (c->minor == 0)
-        cu_buf_appends(&b, "Connection: keep-alive\r\n");
-    cu_buf_appends(&b, "\r\n");
+        cu_buf_appends(bp, "Connection: keep-alive\r\n");
+    cu_buf_appends(bp, "\r\n");
     c->resp_started = true;
-    rt_cwrite(c, b.data, b.len);
-    cu_buf_free(&b);
+    rt_cwrite(c, bp->data, bp->len);
 }
 
 static int r_headers_complete(llhttp_t *p)
@@ -571,6 +574,7 @@ void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
 static void upstream_failed(rt_cconn *c, int err)
 {
     bool connecting = c->up == UP_CONNECT || c->up == UP_WAIT;
+    bool queued = c->up == UP_WAIT; /* waiting for a pool slot says nothing of the server */
     rt_uconn *u = c->u;
     bool stale = u && u->uses > 0 && !u->got_bytes && !connecting;
     if (u) {
@@ -587,7 +591,7 @@ static void upstream_failed(rt_cconn *c, int err)
         acquire(c, c->srv, true);
         return;
     }
-    if (c->srv && (connecting || !c->resp_started))
+    if (c->srv && !queued && !c->resp_started)
         rt_server_passive(c->srv, true);
     uint64_t now = cu_now_ns();
     rt_stats_record(&c->r->stats, c->color, 0, (double)(now - c->t0_ns) / 1e6, 0, 0, now);
@@ -626,6 +630,8 @@ void rt_exchange_client_drained(rt_cconn *c)
     rt_uconn *u = c->u;
     if (u && u->paused && u->s) {
         u->paused = false;
+        if (c->tkind == T_RESPONSE)
+            rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
         net_resume(u->s);
     }
 }

@@ -66,10 +66,15 @@ void rt_head_value(rt_head *h, const char *at, size_t len)
     cu_buf_append(&h->raw, at, len);
 }
 
+/* llhttp drops leading whitespace but keeps trailing; a field value has
+ * neither (RFC 9110 5.5), so the span ends at the last non-blank. */
 void rt_head_value_done(rt_head *h)
 {
     rt_span *sp = &h->sp[h->nsp - 1];
     sp->vl = (uint32_t)h->raw.len - sp->vo;
+    while (sp->vl && (h->raw.data[sp->vo + sp->vl - 1] == ' ' ||
+                      h->raw.data[sp->vo + sp->vl - 1] == '\t'))
+        sp->vl--;
     h->open = false;
 }
 
@@ -142,6 +147,10 @@ void rt_cwrite(rt_cconn *c, const void *p, size_t n)
 static void on_drain(net_stream *s)
 {
     rt_cconn *c = net_stream_user(s);
+    if (c->close_on_drain) {
+        rt_cconn_close(c);
+        return;
+    }
     if (!c->closing)
         rt_exchange_client_drained(c);
 }
@@ -150,8 +159,10 @@ void rt_client_read_update(rt_cconn *c)
 {
     if (c->closing)
         return;
-    bool want = c->rq != RQ_DONE && c->tkind != T_RESUME && !c->bp_paused &&
-                c->pend.len < RT_HIGH && !c->close_after;
+    /* Reading goes on while a response is awaited (pipelined bytes wait in
+     * cin, up to RT_CIN_MAX), so a keep-alive request costs no pause and
+     * resume, and a client that goes away is noticed at once. */
+    bool want = !c->bp_paused && c->pend.len < RT_HIGH && c->cin.len < RT_CIN_MAX;
     if (want)
         net_resume(c->s);
     else
@@ -159,6 +170,7 @@ void rt_client_read_update(rt_cconn *c)
 }
 
 static void on_timer(uv_timer_t *t);
+static void resume(rt_cconn *c);
 
 void rt_arm(rt_cconn *c, int kind, uint64_t ms)
 {
@@ -182,15 +194,14 @@ static void cconn_unhandle(rt_cconn *c)
     if (c->next)
         c->next->prev = c->prev;
     r->nconns--;
-    if (c->gen) { /* closed mid-exchange: rt_finish never ran */
-        rt_gen_unref(c->gen);
-        c->gen = NULL;
-    }
+    if (c->gen)
+        rt_gen_unref(c->gen); /* an exchange cut short */
     rt_head_free(&c->h);
     cu_buf_free(&c->cin);
     cu_buf_free(&c->fwd);
     cu_buf_free(&c->pend);
     cu_buf_free(&c->replay);
+    cu_buf_free(&c->rhead);
     free(c);
     rt_conn_gone(r);
 }
@@ -230,8 +241,14 @@ static void cconn_end(rt_cconn *c)
         return;
     if (c->active)
         rt_exchange_abort(c);
-    net_stream_end(c->s);
     c->closing = true;
+    if (c->peer_eof && net_stream_queued(c->s) > 0) {
+        /* the stream cannot end gracefully once the peer has ended:
+         * close from on_drain, when what is queued has gone out */
+        c->close_on_drain = true;
+    } else {
+        net_stream_end(c->s);
+    }
     c->tkind = T_LINGER;
     uv_timer_start(&c->timer, on_timer, 5000, 0);
 }
@@ -325,6 +342,10 @@ void rt_finish(rt_cconn *c, bool record)
         return;
     }
     c->rq = RQ_IDLE;
+    if (c->cin.len == 0) {
+        resume(c); /* nothing pipelined: just read again */
+        return;
+    }
     /* Parse what is pipelined from the loop, not from inside the caller
      * (which may be the upstream parser's callback). */
     rt_arm(c, T_RESUME, 0);
@@ -458,13 +479,16 @@ static void build_forward(rt_cconn *c)
             continue;
         put_header(b, name, sp->nl, h->raw.data + sp->vo, sp->vl);
     }
-    size_t vl;
-    const char *xff = rt_head_find(h, "x-forwarded-for", &vl);
+    /* X-Forwarded-For: every earlier hop (all such headers, in order), then us */
     cu_buf_appends(b, "X-Forwarded-For: ");
-    if (xff) {
-        cu_buf_append(b, xff, vl);
-        cu_buf_appends(b, ", ");
+    for (size_t i = 0; i < h->nsp; i++) {
+        const rt_span *sp = &h->sp[i];
+        if (sp->vl && name_is(h->raw.data + sp->no, sp->nl, "x-forwarded-for")) {
+            cu_buf_append(b, h->raw.data + sp->vo, sp->vl);
+            cu_buf_appends(b, ", ");
+        }
     }
+    size_t vl;
     cu_buf_appendf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", c->peer, c->tls ? "https" : "http");
     const char *via = rt_head_find(h, "via", &vl);
     cu_buf_appends(b, "Via: ");
@@ -674,9 +698,10 @@ static void on_end(net_stream *s, int status)
     rt_cconn *c = net_stream_user(s);
     if (c->closing)
         return;
-    if (c->active && c->resp_started && c->rq == RQ_DONE && status == UV_EOF) {
+    if (c->active && c->rq == RQ_DONE && status == UV_EOF) {
         /* half-close after a complete request: let the response finish */
         c->close_after = true;
+        c->peer_eof = true;
         return;
     }
     rt_cconn_close(c);
@@ -721,11 +746,12 @@ static void on_timer(uv_timer_t *t)
 
 void rt_proxy_accept(net_listener *l, net_stream *s, void *user)
 {
-    router *r = user;
+    rt_listener *li = user;
+    router *r = li->r;
     rt_cconn *c = cu_calloc(1, sizeof *c);
     c->r = r;
     c->s = s;
-    c->tls = r->listen_tls != NULL;
+    c->tls = li->tls != NULL;
     if (net_stream_peer(s, c->peer, sizeof c->peer) < 0)
         snprintf(c->peer, sizeof c->peer, "unknown");
     net_stream_set_user(s, c);

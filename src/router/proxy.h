@@ -16,6 +16,7 @@
 
 #define RT_HIGH (256 * 1024)       /* write queue / pending bytes before pausing */
 #define RT_REPLAY_MAX (64 * 1024)  /* request bytes kept for a retry */
+#define RT_CIN_MAX (64 * 1024)     /* pipelined bytes read ahead of the exchange */
 
 typedef struct rt_span {
     uint32_t no, nl, vo, vl;
@@ -66,6 +67,8 @@ struct rt_cconn {
     int rq;
     bool bp_paused;                /* upstream's queue is full */
     bool close_after;              /* close once the response is out */
+    bool peer_eof;                 /* the client half-closed */
+    bool close_on_drain;
     /* the exchange */
     bool active;
     uint64_t id, t0_ns;
@@ -75,6 +78,7 @@ struct rt_cconn {
     cu_buf fwd;                    /* the request head for upstreams */
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
+    cu_buf rhead;                  /* the response head being written (reused) */
     bool replayable, head_sent, discard_body;
     rt_gen *gen;
     router_color color;

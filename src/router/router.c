@@ -74,7 +74,53 @@ int router_read_window(router *r, router_color c, uint64_t seconds, router_sampl
 }
 
 uv_loop_t *router_loop(router *r) { return r->loop; }
-int router_port(const router *r) { return r->listen_port; }
+int router_port(const router *r) { return r->nlisteners ? r->listeners[0].port : -1; }
+size_t router_listeners(const router *r) { return r->nlisteners; }
+int router_listener_port(const router *r, size_t i)
+{
+    return i < r->nlisteners ? r->listeners[i].port : -1;
+}
+
+static void close_listeners(router *r)
+{
+    for (size_t i = 0; i < r->nlisteners; i++)
+        if (r->listeners[i].l) {
+            net_listener_close(r->listeners[i].l);
+            r->listeners[i].l = NULL;
+        }
+}
+
+static void free_listeners(router *r)
+{
+    close_listeners(r);
+    for (size_t i = 0; i < r->nlisteners; i++)
+        if (r->listeners[i].tls)
+            net_tls_free(r->listeners[i].tls);
+    free(r->listeners);
+    r->listeners = NULL;
+    r->nlisteners = 0;
+}
+
+static int open_listeners(router *r, const router_config *cfg, char err[CU_ERRLEN])
+{
+    r->listeners = cu_calloc(cfg->nlisteners, sizeof *r->listeners);
+    r->nlisteners = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const router_listen_conf *lc = &cfg->listeners[i];
+        rt_listener *li = &r->listeners[i];
+        li->r = r;
+        li->port = -1;
+        int rc;
+        if (lc->tls_cert &&
+            (rc = net_tls_server_new(&li->tls, lc->tls_cert, lc->tls_key, err)) < 0)
+            return rc;
+        if ((rc = net_listen(&li->l, r->loop, lc->host, lc->port, li->tls, rt_proxy_accept, li,
+                             err)) < 0)
+            return rc;
+        li->port = net_listener_port(li->l);
+    }
+    return 0;
+}
 int router_admin_port(const router *r) { return r->admin_port; }
 const conf_node *router_rollout_conf(const router *r) { return r->gen->cfg.rollout; }
 const conf_node *router_state_conf(const router *r) { return r->gen->cfg.state; }
@@ -114,24 +160,19 @@ int router_start(router **out, uv_loop_t *loop, router_config *cfg, char err[CU_
     *out = NULL;
     router *r = cu_calloc(1, sizeof *r);
     r->loop = loop;
-    r->listen_port = r->admin_port = -1;
+    r->admin_port = -1;
     int rc;
     r->resolver = net_resolver_new(loop, 30000);
     rt_stats_init(&r->stats, cfg->horizon_s, cu_now_ns());
     int bp = rt_weight_bp(cfg->weight);
     atomic_store(&r->weight_bp, bp);
     atomic_store(&r->override_bp, -1);
-    if (cfg->tls_cert && (rc = net_tls_server_new(&r->listen_tls, cfg->tls_cert, cfg->tls_key,
-                                                  err)) < 0)
-        goto fail;
     if ((rc = open_log(r, cfg->access_log, err)) < 0)
         goto fail;
     if ((rc = rt_gen_new(&r->gen, r, cfg, err)) < 0)
         goto fail;
-    if ((rc = net_listen(&r->listener, loop, r->gen->cfg.listen_host, r->gen->cfg.listen_port,
-                         r->listen_tls, rt_proxy_accept, r, err)) < 0)
+    if ((rc = open_listeners(r, &r->gen->cfg, err)) < 0)
         goto fail;
-    r->listen_port = net_listener_port(r->listener);
     if ((rc = rt_admin_start(r, err)) < 0)
         goto fail;
     rt_gen_start_health(r->gen);
@@ -141,16 +182,13 @@ int router_start(router **out, uv_loop_t *loop, router_config *cfg, char err[CU_
     *out = r;
     return 0;
 fail:
-    if (r->listener)
-        net_listener_close(r->listener);
+    free_listeners(r);
     if (r->gen) {
         rt_gen_retire(r->gen);
         rt_gen_unref(r->gen);
     } else {
         router_config_free(cfg);
     }
-    if (r->listen_tls)
-        net_tls_free(r->listen_tls);
     if (r->access_log)
         fclose(r->access_log);
     net_resolver_free(r->resolver);
@@ -167,9 +205,14 @@ int router_reload(router *r, char err[CU_ERRLEN])
     if (rc < 0)
         return rc;
     const router_config *old = &r->gen->cfg;
-    if (strcmp(cfg.listen_host, old->listen_host) || cfg.listen_port != old->listen_port ||
-        strcmp(cfg.admin_host, old->admin_host) || cfg.admin_port != old->admin_port ||
-        !cu_streq(cfg.tls_cert, old->tls_cert) || !cu_streq(cfg.tls_key, old->tls_key))
+    bool same = cfg.nlisteners == old->nlisteners && !strcmp(cfg.admin_host, old->admin_host) &&
+                cfg.admin_port == old->admin_port;
+    for (size_t i = 0; same && i < cfg.nlisteners; i++) {
+        const router_listen_conf *a = &cfg.listeners[i], *b = &old->listeners[i];
+        same = !strcmp(a->host, b->host) && a->port == b->port &&
+               cu_streq(a->tls_cert, b->tls_cert) && cu_streq(a->tls_key, b->tls_key);
+    }
+    if (!same)
         cu_warn("router: reload: listener changes (listen, admin, tls) need a restart; "
                 "kept the old ones");
     if (cfg.horizon_s != old->horizon_s)
@@ -229,10 +272,7 @@ void router_drain(router *r, uint64_t deadline_ms, void (*done)(void *arg), void
     r->draining = true;
     r->drain_done = done;
     r->drain_arg = arg;
-    if (r->listener) {
-        net_listener_close(r->listener);
-        r->listener = NULL;
-    }
+    close_listeners(r);
     rt_proxy_drain(r);
     uv_timer_init(r->loop, &r->drain_timer);
     r->drain_timer.data = r;
@@ -255,8 +295,7 @@ void router_free(router *r)
 {
     if (!r)
         return;
-    if (r->listener)
-        net_listener_close(r->listener);
+    close_listeners(r);
     rt_proxy_close_all(r);
     rt_admin_stop(r);
     uv_close((uv_handle_t *)&r->tick, on_closed_free);
@@ -269,8 +308,7 @@ void router_free(router *r)
     rt_gen_retire(r->gen);
     rt_gen_unref(r->gen);
     uv_run(r->loop, UV_RUN_NOWAIT);
-    if (r->listen_tls)
-        net_tls_free(r->listen_tls);
+    free_listeners(r);
     if (r->access_log)
         fclose(r->access_log);
     net_resolver_free(r->resolver);

@@ -64,11 +64,17 @@ typedef struct router_pool_conf {
     char *tls_ca;                  /* extra CA file or NULL */
 } router_pool_conf;
 
+typedef struct router_listen_conf {
+    char *host;
+    int port;                      /* 0 picks one */
+    char *tls_cert, *tls_key;      /* TLS termination when both set */
+} router_listen_conf;
+
 typedef struct router_config {
     char *path;                    /* the file it came from */
     conf_node *root;               /* the whole document (owned) */
-    char *listen_host; int listen_port;
-    char *tls_cert, *tls_key;      /* TLS termination when both set */
+    router_listen_conf *listeners; /* at least one */
+    size_t nlisteners;
     char *admin_host; int admin_port;
     char *token_file;              /* NULL: mutating admin calls always 401 */
     router_pool_conf pools[2];     /* [ROUTER_BLUE], [ROUTER_GREEN] */
@@ -104,7 +110,9 @@ int router_start(router **out, uv_loop_t *loop, router_config *cfg, char err[CU_
 /* The loop the router, its admin API and health checks run on: the place
  * for a controller's timers. */
 uv_loop_t *router_loop(router *r);
-int router_port(const router *r);        /* bound proxy port */
+int router_port(const router *r);        /* bound port of the first listener */
+int router_listener_port(const router *r, size_t i); /* i-th listener's; -1 past the end */
+size_t router_listeners(const router *r);
 int router_admin_port(const router *r);  /* bound admin port (-1 if none) */
 /* Re-reads the config file. On error the old config keeps running and err
  * says why (returns < 0). Listener addresses are not changed by a reload. */

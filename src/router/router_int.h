@@ -160,10 +160,17 @@ void rt_admin_stop(router *r);
 void rt_status_json(router *r, cu_buf *out);
 
 /* ---- the router (router.c) ---------------------------------------------------------------------- */
+typedef struct rt_listener {        /* one proxy listener; the accept callback's user */
+    router *r;
+    net_listener *l;                /* NULL once closed */
+    net_tls *tls;                   /* NULL: plain HTTP */
+    int port;
+} rt_listener;
+
 struct router {
     uv_loop_t *loop;
-    net_listener *listener;
-    net_tls *listen_tls;
+    rt_listener *listeners;
+    size_t nlisteners;
     http_server *admin;
     net_resolver *resolver;
     rt_gen *gen;                    /* current */
@@ -186,7 +193,7 @@ struct router {
     char *admin_prefix;
     router_admin_handler admin_fn;
     void *admin_ctx;
-    int listen_port, admin_port;
+    int admin_port;
 };
 
 /* Green's share in force: the weight unless health overrides it. */

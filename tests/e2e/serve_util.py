@@ -87,9 +87,9 @@ def upstreams_yaml(blue_urls, green_urls, health=True, extra=""):
     return "upstreams:\n  blue:\n" + pool(blue_urls) + "  green:\n" + pool(green_urls)
 
 
-def write_config(tmp_path, body, name="serve.yml"):
+def write_config(tmp_path, body, name="serve.yml", listen="127.0.0.1:0"):
     (tmp_path / "admin.token").write_text(TOKEN + "\n")
-    text = ("listen: 127.0.0.1:0\n"
+    text = (f"listen: {listen}\n"
             "admin: { listen: 127.0.0.1:0, token_file: admin.token }\n" + body)
     p = tmp_path / name
     p.write_text(text)
@@ -109,8 +109,10 @@ def start_router(tmp_path, cfg_path, name="router"):
     deadline = time.time() + 15
     while time.time() < deadline:
         if pf.exists() and af.exists() and pf.read_text().strip() and af.read_text().strip():
-            return Router(proc, int(pf.read_text()), int(af.read_text()), tmp_path, cfg_path,
-                          log_path)
+            ports = [int(x) for x in pf.read_text().split()]
+            r = Router(proc, ports[0], int(af.read_text()), tmp_path, cfg_path, log_path)
+            r.ports = ports
+            return r
         if proc.poll() is not None:
             break
         time.sleep(0.02)

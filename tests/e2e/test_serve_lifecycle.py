@@ -110,3 +110,39 @@ def test_access_log(tmp_path, colors):
     assert e["method"] == "GET" and e["target"] == "/api/mocs?x=%22y"
     assert e["color"] == "green" and e["why"] == "weighted" and e["status"] == 200
     assert e["server"] == green.url and e["ms"] > 0 and e["bytes_out"] > 0
+
+
+def test_reload_swaps_servers_while_requests_are_in_flight(tmp_path, colors):
+    blue, green = colors
+    green2 = start_upstream(tmp_path, "--color", "green", name="green2")
+    cfg = write_config(tmp_path, "weight: 100\n" +
+                       upstreams_yaml([blue.url], [green.url], health=True))
+    r = start_router(tmp_path, cfg)
+    results = []
+
+    def slow():
+        results.append(r.get("/delay/800")[:2])
+
+    try:
+        assert wait_for(lambda: r.status()["upstreams"]["green"]["healthy"] == 1)
+        ts = [threading.Thread(target=slow) for _ in range(3)]
+        for t in ts:
+            t.start()
+        time.sleep(0.3)
+        cfg.write_text(cfg.read_text().replace(green.url, green2.url))
+        r.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: r.status()["upstreams"]["green"]["servers"][0]["url"]
+                        == green2.url)
+        for t in ts:
+            t.join()
+        assert results == [(200, "green")] * 3      # finished on the old generation
+        c = r.conn()
+        for _ in range(5):
+            assert r.get("/health", conn=c)[:2] == (200, "green")
+        c.close()
+        srv = r.status()["upstreams"]["green"]["servers"][0]
+        assert srv["connections"] == 1            # new requests use the new server
+        # (the exit status below is also ASan's verdict: the old generation was freed)
+    finally:
+        assert r.stop() == 0, r.log()
+        stop(green2.proc)

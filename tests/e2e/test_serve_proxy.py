@@ -98,6 +98,7 @@ def test_upstream_connections_are_reused(tmp_path, blue):
 
 
 def test_tls_termination_and_https_upstream(tmp_path):
+    """Two listeners, plain and TLS, in front of an https upstream."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
@@ -105,12 +106,20 @@ def test_tls_termination_and_https_upstream(tmp_path):
     up = start_upstream(tmp_path, "--color", "green", "--tls-cert", str(cert),
                         "--tls-key", str(key), name="tlsup")
     extra = "    tls: { ca: cert.pem }\n"
-    cfg = write_config(tmp_path, "weight: 100\ntls: { cert: cert.pem, key: key.pem }\n" +
-                       upstreams_yaml([up.url], [up.url], health=True, extra=extra))
+    cfg = write_config(tmp_path, "weight: 100\n" +
+                       upstreams_yaml([up.url], [up.url], health=True, extra=extra),
+                       listen="[ 127.0.0.1:0, { address: 127.0.0.1:0, "
+                              "tls: { cert: cert.pem, key: key.pem } } ]")
     r = start_router(tmp_path, cfg)
     try:
+        assert len(r.ports) == 2
+        plain = r.conn()
+        plain.request("GET", "/echo")
+        resp = plain.getresponse()
+        assert ["X-Forwarded-Proto", "http"] in json.loads(resp.read())["headers"]
+        plain.close()
         ctx = ssl.create_default_context(cafile=str(cert))
-        c = http.client.HTTPSConnection("127.0.0.1", r.port, context=ctx, timeout=10)
+        c = http.client.HTTPSConnection("127.0.0.1", r.ports[1], context=ctx, timeout=10)
         for _ in range(3):
             c.request("GET", "/echo")
             resp = c.getresponse()

@@ -36,8 +36,10 @@ static void test_defaults(void **state)
     router_config c;
     char err[CU_ERRLEN];
     assert_int_equal(router_config_parse(&c, UPS, strlen(UPS), "/etc/cut.yml", err), 0);
-    assert_string_equal(c.listen_host, "127.0.0.1");
-    assert_int_equal(c.listen_port, 8080);
+    assert_int_equal(c.nlisteners, 1);
+    assert_string_equal(c.listeners[0].host, "127.0.0.1");
+    assert_int_equal(c.listeners[0].port, 8080);
+    assert_null(c.listeners[0].tls_cert);
     assert_string_equal(c.admin_host, "127.0.0.1");
     assert_int_equal(c.admin_port, 9090);
     assert_null(c.token_file);
@@ -59,7 +61,8 @@ static void test_full(void **state)
 {
     (void)state;
     const char *text =
-        "listen: 0.0.0.0:8443\n"
+        "listen: [ 0.0.0.0:8443, { address: \":8080\" }, { address: 127.0.0.1:1, tls: {\n"
+        "          cert: o.pem, key: o.key } } ]\n"
         "tls: { cert: certs/c.pem, key: /abs/k.pem }\n"
         "admin: { listen: 127.0.0.1:9999, token_file: admin.token }\n"
         "upstreams:\n"
@@ -87,10 +90,15 @@ static void test_full(void **state)
     if (rc)
         print_error("%s\n", err);
     assert_int_equal(rc, 0);
-    assert_string_equal(c.listen_host, "0.0.0.0");
-    assert_int_equal(c.listen_port, 8443);
-    assert_string_equal(c.tls_cert, "/etc/cut/certs/c.pem");
-    assert_string_equal(c.tls_key, "/abs/k.pem");
+    assert_int_equal(c.nlisteners, 3);
+    assert_string_equal(c.listeners[0].host, "0.0.0.0");
+    assert_int_equal(c.listeners[0].port, 8443);
+    assert_string_equal(c.listeners[0].tls_cert, "/etc/cut/certs/c.pem"); /* top-level tls */
+    assert_string_equal(c.listeners[0].tls_key, "/abs/k.pem");
+    assert_string_equal(c.listeners[1].host, "127.0.0.1");
+    assert_int_equal(c.listeners[1].port, 8080);
+    assert_null(c.listeners[1].tls_cert);                  /* a map sets its own */
+    assert_string_equal(c.listeners[2].tls_cert, "/etc/cut/o.pem");
     assert_string_equal(c.token_file, "/etc/cut/admin.token");
     assert_int_equal(c.admin_port, 9999);
     const router_pool_conf *b = &c.pools[ROUTER_BLUE];
@@ -126,7 +134,7 @@ static void test_full(void **state)
     assert_string_equal(c.state->str, "cutover.db");
     assert_non_null(c.rollout);
     assert_int_equal(c.rollout->type, CONF_MAP);
-    assert_int_equal(c.rollout->line, 22);
+    assert_int_equal(c.rollout->line, 23);
     assert_non_null(conf_get(c.rollout, "steps"));
     router_config_free(&c);
 }
@@ -160,6 +168,10 @@ static void test_errors(void **state)
                  "/etc/cut.yml:4:9: sticky takes one of 'header' or 'cookie'");
     expect_error(UPS "tls: { cert: a.pem }\n", "/etc/cut.yml:4:6: tls needs both");
     expect_error(UPS "listen: nope\n", "/etc/cut.yml:4:9: ");
+    expect_error(UPS "listen: []\n", "/etc/cut.yml:4:9: listen needs at least one address");
+    expect_error(UPS "listen: [ { tls: {} } ]\n", "/etc/cut.yml:4:11: a listener needs 'address'");
+    expect_error(UPS "listen: [ { address: \":1\", tls: { key: k } } ]\n",
+                 "/etc/cut.yml:4:33: tls needs both");
     expect_error(UPS "retry: 1\n", "/etc/cut.yml:4:8: expected true or false");
     expect_error(UPS "timeouts: { connect: 0 }\n", "/etc/cut.yml:4:22: a timeout must be positive");
     expect_error(UPS "metrics: { horizon: 10s }\n", "/etc/cut.yml:4:21: horizon must be from 1m");
