@@ -46,13 +46,13 @@ static int write_page(const char *path, const cu_buf *page)
     FILE *f = fopen(tmp, "w");
     int rc = 0;
     if (!f || fwrite(page->data, 1, page->len, f) != page->len)
-        rc = -errno;
+        rc = errno ? -errno : -EIO;
     if (f && fclose(f) != 0 && !rc)
-        rc = -errno;
+        rc = errno ? -errno : -EIO;
     if (!rc && rename(tmp, path) != 0)
-        rc = -errno;
+        rc = errno ? -errno : -EIO;
     if (rc) {
-        fprintf(stderr, "cutover: error: cannot write %s: %s\n", path, strerror(-rc ? -rc : EIO));
+        fprintf(stderr, "cutover: error: cannot write %s: %s\n", path, strerror(-rc));
         unlink(tmp);
     }
     free(tmp);

@@ -309,11 +309,16 @@ static void header(cu_buf *b, const facts *f, const char *title)
         card(b, "", "Response time p95", v.data, s.data);
     }
     if (f->r->has_ensure) {
-        size_t nfail = 0;
-        for (size_t i = 0; i < f->r->nchecks; i++)
+        size_t nfail = 0, nopt = 0;
+        for (size_t i = 0; i < f->r->nchecks; i++) {
             nfail += !f->r->checks[i].passed;
+            nopt += !f->r->checks[i].passed && f->r->checks[i].optional;
+        }
         cu_buf_reset(&s);
-        cu_buf_appendf(&s, "%zu of %zu checks failed", nfail, f->r->nchecks);
+        cu_buf_appendf(&s, "%zu check%s, %zu failed", f->r->nchecks, f->r->nchecks == 1 ? "" : "s",
+                       nfail);
+        if (nopt)
+            cu_buf_appendf(&s, " (%zu optional)", nopt);
         card(b, f->r->ensure_passed ? "good" : "bad", "Ensure",
              f->r->ensure_passed ? "passed" : "failed", s.data);
     }
@@ -533,9 +538,15 @@ static json_t *chart(const char *id, const char *title, const char *unit, const 
     return c;
 }
 
+static int cmp_code(const void *a, const void *b)
+{
+    return strcmp(((const code_count *)a)->code, ((const code_count *)b)->code);
+}
+
 /* One series per counter named PREFIX* (in first-seen order over the
- * windows), the ones after MAX_SERIES-1 summed as "other"; absent = 0. */
-static size_t counter_series(json_t *c, const rpt_report *r, const char *prefix)
+ * windows, or by name when `sorted`: status codes stack 2xx at the bottom),
+ * the ones after MAX_SERIES-1 summed as "other"; absent = 0. */
+static size_t counter_series(json_t *c, const rpt_report *r, const char *prefix, bool sorted)
 {
     code_count *names = NULL;
     size_t n = 0;
@@ -545,6 +556,8 @@ static size_t counter_series(json_t *c, const rpt_report *r, const char *prefix)
                 const char *k = r->windows[i].counters[j].name + strlen(prefix);
                 add_count(&names, &n, k, strlen(k), 0);
             }
+    if (sorted && n > 1)
+        qsort(names, n, sizeof *names, cmp_code);
     size_t shown = n > MAX_SERIES ? MAX_SERIES - 1 : n;
     json_t *arr = json_object_get(c, "series");
     for (size_t s = 0; s < shown + (n > shown); s++) {
@@ -603,11 +616,11 @@ static json_t *chart_data(const rpt_report *r)
     json_array_append_new(charts, lat);
 
     json_t *codes = chart("codes", "Status codes per window", "responses", "bars");
-    counter_series(codes, r, "http.codes.");
+    counter_series(codes, r, "http.codes.", true);
     json_array_append_new(charts, codes);
 
     json_t *errs = chart("errors", "Errors per window", "errors", "bars");
-    if (counter_series(errs, r, "errors."))
+    if (counter_series(errs, r, "errors.", false))
         json_array_append_new(charts, errs);
     else
         json_decref(errs);

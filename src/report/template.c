@@ -7,8 +7,10 @@
  * never writes markup: names reach the page only through canvas fillText
  * and the title attribute, so no report text is ever parsed as HTML.
  * Contract with the tests: each drawn canvas gets data-rendered="1" and
- * <body> gets data-charts-rendered="N" (the number drawn). Plain ES5, no
- * library, nothing fetched.
+ * data-ink="N" (how many of its pixels are not transparent), and <body>
+ * gets data-charts-rendered="N" (the number drawn). Plain ES5, no library,
+ * nothing fetched. The script's own comments avoid the characters "<" and
+ * "/" together so it can never end its <script> element.
  */
 #include "report/internal.h"
 
@@ -46,7 +48,7 @@ const char rpt_template_css[] =
     "footer { color: var(--muted); font-size: 12px; margin-top: 32px; }\n";
 
 const char rpt_template_js[] =
-    "/* Draws each chart of the JSON blob on its <canvas>; marks it data-rendered=\"1\". */\n"
+    "/* Draws each chart of the JSON blob on its canvas; marks it data-rendered=\"1\". */\n"
     "(function () {\n"
     "  'use strict';\n"
     "  var data = JSON.parse(document.getElementById('cutover-data').textContent);\n"
@@ -203,6 +205,10 @@ const char rpt_template_js[] =
     "        return s.name + ': ' + (v === null || v === undefined ? '-' : fmt(v));\n"
     "      }).join('\\n');\n"
     "    };\n"
+    "    /* for tests and curious readers: how many pixels the chart inked */\n"
+    "    var px = g.getImageData(0, 0, canvas.width, canvas.height).data, ink = 0;\n"
+    "    for (var p = 3; p < px.length; p += 4) if (px[p]) ink++;\n"
+    "    canvas.setAttribute('data-ink', String(ink));\n"
     "    canvas.setAttribute('data-rendered', '1');\n"
     "  }\n"
     "\n"
