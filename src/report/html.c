@@ -27,18 +27,40 @@
 #define MAX_SERIES 8   /* more codes or errors than this are summed as "other" */
 
 /* ---- formatting ----------------------------------------------------------------------------- */
-/* A figure for people: "–" when absent, integers as integers, else 1 decimal
- * (the precision Artillery reports). */
+/* A figure for people: "–" when absent, integers as integers with commas
+ * every three digits, else 1 decimal (the precision Artillery reports). */
 static void num(cu_buf *b, double v)
 {
     if (isnan(v))
         cu_buf_appends(b, "\xe2\x80\x93");
-    else if (fabs(v) < 1e15 && v == floor(v))
-        cu_buf_appendf(b, "%.0f", v);
+    else if (fabs(v) < 1e15 && v == floor(v)) {
+        char d[32];
+        int n = snprintf(d, sizeof d, "%.0f", fabs(v));
+        if (v < 0)
+            cu_buf_appendc(b, '-');
+        for (int i = 0; i < n; i++) {   /* 8,639,168: a thin space would not copy well */
+            if (i && (n - i) % 3 == 0)
+                cu_buf_appendc(b, ',');
+            cu_buf_appendc(b, d[i]);
+        }
+    }
     else if (fabs(v) >= 0.05)
         cu_buf_appendf(b, "%.1f", v);
     else
         cu_buf_appendf(b, "%.2g", v);
+}
+
+/* 11.9 s, 5 min 3 s, 2 h 5 min. */
+static void duration(cu_buf *b, double s)
+{
+    if (isnan(s))
+        cu_buf_appends(b, "\xe2\x80\x93");
+    else if (s < 60)
+        cu_buf_appendf(b, "%.1f s", s);
+    else if (s < 3600)
+        cu_buf_appendf(b, "%d min %d s", (int)(s / 60), (int)fmod(s, 60));
+    else
+        cu_buf_appendf(b, "%.0f h %d min", floor(s / 3600), (int)fmod(s, 3600) / 60);
 }
 
 static void pct(cu_buf *b, double part, double whole)
@@ -255,8 +277,7 @@ static void header(cu_buf *b, const facts *f, const char *title)
     }
     cu_buf_appends(b, "</p><div class=\"cards\">");
 
-    num(&v, f->duration_s);
-    cu_buf_appends(&v, " s");
+    duration(&v, f->duration_s);
     cu_buf_appendf(&s, "%zu intermediate window%s", f->r->nwindows, f->r->nwindows == 1 ? "" : "s");
     card(b, "", "Duration", v.data, s.data);
 
@@ -527,9 +548,14 @@ static json_t *series(const char *name, json_t *values)
     return s;
 }
 
-static json_t *chart(const char *id, const char *title, const char *unit, const char *kind)
+/* kind: "line" or "bars" (stacked); agg: how the page combines windows when
+ * there are more than pixels to draw them: "mean" or "max" (latency, where
+ * a mean would hide the spikes people look for). */
+static json_t *chart(const char *id, const char *title, const char *unit, const char *kind,
+                     const char *agg)
 {
     json_t *c = json_object();
+    json_object_set_new(c, "agg", json_string(agg));
     json_object_set_new(c, "id", json_string(id));
     json_object_set_new(c, "title", json_string(title));
     json_object_set_new(c, "unit", json_string(unit));
@@ -596,13 +622,13 @@ static json_t *chart_data(const rpt_report *r)
     json_object_set_new(d, "t", t);
     json_object_set_new(d, "step", json_integer(WINDOW_MS));
 
-    json_t *rate = chart("rate", "Request rate", "req/s", "line"), *rv = json_array();
+    json_t *rate = chart("rate", "Request rate", "req/s", "line", "mean"), *rv = json_array();
     for (size_t i = 0; i < r->nwindows; i++)
         json_array_append_new(rv, jnum(window_rate(&r->windows[i])));
     json_array_append_new(json_object_get(rate, "series"), series("http.request_rate", rv));
     json_array_append_new(charts, rate);
 
-    json_t *lat = chart("latency", "Response time (http.response_time)", "ms", "line");
+    json_t *lat = chart("latency", "Response time (http.response_time)", "ms", "line", "max");
     static const char *const qn[] = {"p50", "p95", "p99"};
     for (size_t q = 0; q < CU_ARRAY_LEN(qn); q++) {
         json_t *vals = json_array();
@@ -615,11 +641,11 @@ static json_t *chart_data(const rpt_report *r)
     }
     json_array_append_new(charts, lat);
 
-    json_t *codes = chart("codes", "Status codes per window", "responses", "bars");
+    json_t *codes = chart("codes", "Status codes per window", "responses", "bars", "mean");
     counter_series(codes, r, "http.codes.", true);
     json_array_append_new(charts, codes);
 
-    json_t *errs = chart("errors", "Errors per window", "errors", "bars");
+    json_t *errs = chart("errors", "Errors per window", "errors", "bars", "mean");
     if (counter_series(errs, r, "errors.", false))
         json_array_append_new(charts, errs);
     else

@@ -252,6 +252,12 @@ int rpt_parse(const char *text, size_t len, const char *name, rpt_report **out, 
                       "(as `cutover run -o` or `artillery run -o` write)");
         goto fail;
     }
+    if (json_is_object(agg) && !json_object_get(agg, "counters") &&
+        (json_object_get(agg, "scenariosCreated") || json_object_get(agg, "latency"))) {
+        rc = fail(&c, "an Artillery 1.x report (the legacy format, "
+                      "ARTILLERY_USE_LEGACY_REPORT_FORMAT): only Artillery 2's shape is read");
+        goto fail;
+    }
     if ((rc = metrics(&c, agg, "aggregate", &r->aggregate)))
         goto fail;
     const json_t *inter = json_object_get(doc, "intermediate");

@@ -294,6 +294,9 @@ static void test_bad_input(void **state)
     parse_fails("[1, 2]", "not a load-test report");
     parse_fails("{\"counters\": {}}", "not a load-test report");
     parse_fails("{\"aggregate\": []}", "aggregate: expected an object");
+    parse_fails("{\"aggregate\": {\"timestamp\": \"2020-01-01T00:00:00Z\", \"scenariosCreated\": 5,"
+                " \"latency\": {\"p95\": 3}}, \"intermediate\": []}",
+                "an Artillery 1.x report");
     parse_fails("{\"aggregate\": {\"counters\": []}}", "aggregate.counters: expected an object");
     parse_fails("{\"aggregate\": {\"counters\": {\"http.requests\": \"5\"}}}",
                 "aggregate.counters.http.requests: expected a number, found a string");
@@ -413,6 +416,27 @@ static void test_many_codes_fold_into_other(void **state)
     cu_buf_free(&t);
 }
 
+/* Figures for people: grouped thousands, durations in h/min/s. */
+static void test_figures(void **state)
+{
+    (void)state;
+    rpt_report *r = parse_ok("{\"aggregate\": {\"counters\": {\"http.requests\": 8639168,"
+                             " \"vusers.created\": -1234, \"x\": 0.34},"
+                             " \"firstMetricAt\": 0, \"lastMetricAt\": 3725000}}");
+    char *html = render(r);
+    assert_contains(html, "<div class=\"value\">8,639,168</div>");
+    assert_contains(html, "<div class=\"value\">1 h 2 min</div>");
+    assert_contains(html, "<td class=\"n\">-1,234</td>");
+    assert_contains(html, "<td class=\"n\">0.3</td>");   /* 1 decimal, as Artillery */
+    free(html);
+    rpt_free(r);
+    r = parse_ok("{\"aggregate\": {\"firstMetricAt\": 1000, \"lastMetricAt\": 304000}}");
+    html = render(r);
+    assert_contains(html, "<div class=\"value\">5 min 3 s</div>");
+    free(html);
+    rpt_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_every_prefix),
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_many_codes_fold_into_other),
+        cmocka_unit_test(test_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
