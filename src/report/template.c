@@ -7,7 +7,9 @@
  * never writes markup: names reach the page only through canvas fillText
  * and the title attribute, so no report text is ever parsed as HTML.
  * Contract with the tests: each drawn canvas gets data-rendered="1" and
- * data-ink="N" (how many of its pixels are not transparent), and <body>
+ * data-ink="N" (how many of its pixels are not transparent) and
+ * data-marks="N" (points and bars drawn, one per series and window that has
+ * a value, or per bucket when windows are combined), and <body>
  * gets data-charts-rendered="N" (the number drawn). Plain ES5, no library,
  * nothing fetched. The script's own comments avoid the characters "<" and
  * "/" together so it can never end its <script> element.
@@ -184,6 +186,7 @@ const char rpt_template_js[] =
     "      right = lx + half;\n"
     "    }\n"
     "\n"
+    "    var marks = 0;   /* bars and points drawn: data-marks, for the tests */\n"
     "    if (stacked) {\n"
     "      var bw = Math.max(2, (px(t0 + st) - px(t0)) * 0.7);\n"
     "      for (i = 0; i < n; i++) {\n"
@@ -195,6 +198,7 @@ const char rpt_template_js[] =
     "          g.fillStyle = col[si];\n"
     "          g.fillRect(cx - bw / 2, y1, bw, Math.max(1, y0 - y1));\n"
     "          acc += v;\n"
+    "          marks++;\n"
     "        });\n"
     "      }\n"
     "    } else {\n"
@@ -216,6 +220,7 @@ const char rpt_template_js[] =
     "          g.beginPath();\n"
     "          g.arc(px(tt[i] + st / 2), py(s.values[i]), n > 60 ? 1.5 : 3, 0, 2 * Math.PI);\n"
     "          g.fill();\n"
+    "          marks++;\n"
     "        }\n"
     "      });\n"
     "    }\n"
@@ -241,6 +246,7 @@ const char rpt_template_js[] =
     "    var px = g.getImageData(0, 0, canvas.width, canvas.height).data, ink = 0;\n"
     "    for (var p = 3; p < px.length; p += 4) if (px[p]) ink++;\n"
     "    canvas.setAttribute('data-ink', String(ink));\n"
+    "    canvas.setAttribute('data-marks', String(marks));\n"
     "    canvas.setAttribute('data-rendered', '1');\n"
     "  }\n"
     "\n"

@@ -39,10 +39,32 @@ def chromium(tmp_path, *args, timeout=90):
     return proc.returncode, out, err
 
 
-def check_in_browser(tmp_path, page, charts, name):
+def expected_marks(report):
+    """What each chart must draw for a JSON report, worked out here from the
+    report itself: a point per window with a value (rate; p50, p95, p99) and
+    a bar segment per window and status code or error with a count > 0."""
+    wins = report["intermediate"]
+    def rt(w):
+        s = (w.get("summaries") or w.get("histograms") or {}).get("http.response_time") or {}
+        return sum(1 for q in ("p50", "p95", "p99") if s.get(q) is not None)
+    marks = {
+        "rate": sum(1 for w in wins if "http.request_rate" in w.get("rates", {})
+                    or "http.requests" in w.get("counters", {})),
+        "latency": sum(rt(w) for w in wins),
+        "codes": sum(1 for w in wins for k, v in w["counters"].items()
+                     if k.startswith("http.codes.") and v > 0),
+        "errors": sum(1 for w in wins for k, v in w["counters"].items()
+                      if k.startswith("errors.") and v > 0),
+    }
+    return {k: v for k, v in marks.items() if v or k != "errors"}
+
+
+def check_in_browser(tmp_path, page, marks, name):
     """Opens `page` in headless Chromium: no console message or uncaught error,
-    exactly `charts` canvases drawn (data-rendered="1") with ink on them.
-    Saves a 1280x2000 screenshot and returns its path."""
+    one canvas per chart of `marks` ({chart id: points and bars}), each drawn
+    (data-rendered="1") with exactly that many marks and ink on it. Saves a
+    1280x2000 screenshot and returns its path."""
+    charts = len(marks)
     url = page.resolve().as_uri()
     rc, dom, err = chromium(tmp_path, "--dump-dom", url)
     assert rc == 0, err[-3000:]
@@ -55,6 +77,9 @@ def check_in_browser(tmp_path, page, charts, name):
         assert 'data-rendered="1"' in c, c
         ink = int(re.search(r'data-ink="(\d+)"', c).group(1))
         assert ink > 5000, c          # axes, labels, legend and the data, not a blank box
+    drawn = {re.search(r'data-chart="(\w+)"', c).group(1): int(re.search(r'data-marks="(\d+)"', c).group(1))
+             for c in canvases}
+    assert drawn == marks, (drawn, marks)
     shot = tmp_path / f"{name}.png"
     rc, _, err = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert rc == 0, err[-3000:]
@@ -125,7 +150,9 @@ scenarios:
     assert "<td>/api/mocs</td>" in text and "<td>/status/404</td>" in text
     assert '<td class="warn">fail (optional)</td><td>vusers.created &lt; 0</td>' in text
     # rate, latency, status codes, errors
-    shot = check_in_browser(tmp_path, page, 4, "cutover-run")
+    marks = expected_marks(rep)
+    assert len(marks) == 4 and marks["rate"] == len(rep["intermediate"]), marks
+    shot = check_in_browser(tmp_path, page, marks, "cutover-run")
     assert shot.exists()
 
     # without -o: r.json -> r.html beside it
@@ -153,7 +180,9 @@ def test_report_of_artillerys_own_report(tmp_path):
     assert "<td>/api/mocs/{{ mocId }}</td>" in text
     assert "<td>source.on is not a function</td>" in text
     assert 'id="ensure"' not in text            # Artillery writes no ensure results
-    check_in_browser(tmp_path, page, 4, "artillery-reference")
+    marks = expected_marks(load_report(REFERENCE))
+    assert marks == {"rate": 2, "latency": 6, "codes": 2, "errors": 2}, marks
+    check_in_browser(tmp_path, page, marks, "artillery-reference")
 
 
 def test_browser_check_catches_a_broken_page(tmp_path):
@@ -166,7 +195,7 @@ def test_browser_check_catches_a_broken_page(tmp_path):
     assert text.count("drawAll();\n") == 1
     page.write_text(text.replace("drawAll();\n", "null.x;\n"))
     with pytest.raises(AssertionError, match="Uncaught TypeError"):
-        check_in_browser(tmp_path, page, 4, "broken")
+        check_in_browser(tmp_path, page, expected_marks(load_report(REFERENCE)), "broken")
 
 
 @pytest.mark.parametrize("content,message", [
