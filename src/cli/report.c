@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -97,6 +98,13 @@ int cmd_report(int argc, char **argv)
         return 1;
     }
     char *out = output ? cu_strdup(output) : default_output(in);
+    struct stat si, so;
+    if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+        fprintf(stderr, "cutover: error: %s is the report itself; give -o another file\n", out);
+        free(out);
+        rpt_free(r);
+        return 1;
+    }
     const char *slash = strrchr(in, '/');
     cu_buf page = CU_BUF_INIT;
     rpt_render_html(r, slash ? slash + 1 : in, &page);

@@ -228,3 +228,7 @@ def test_usage_and_unwritable_output(tmp_path):
     p = run("report", src, "-o", tmp_path / "no" / "such" / "dir.html", timeout=30)
     assert p.returncode == 1 and "cannot write" in p.stderr, p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["a.json"]
+    before = src.read_bytes()
+    p = run("report", src, "-o", src, timeout=30)
+    assert p.returncode == 1 and "is the report itself" in p.stderr, p.stderr
+    assert src.read_bytes() == before
