@@ -128,7 +128,7 @@ typedef struct endpoint {
     char *url;
     code_count *codes, *errors;
     size_t ncodes, nerrors;
-    double requests, nerr;
+    double requests;             /* the sum of its status codes */
     const rpt_stat *rt;
 } endpoint;
 
@@ -200,7 +200,6 @@ static void gather_endpoints(facts *f)
         } else if (errs && errs > rest) {
             endpoint *e = endpoint_get(f, rest, (size_t)(errs - rest));
             add_count(&e->errors, &e->nerrors, errs + 8, strlen(errs + 8), a->counters[i].value);
-            e->nerr += a->counters[i].value;
         }
     }
     for (size_t i = 0; i < a->nsummaries; i++) {
@@ -665,9 +664,12 @@ static void charts_section(cu_buf *b, const rpt_report *r, json_t *data)
                       "windows may be partial.</p><div class=\"charts\">");
     json_t *charts = json_object_get(data, "charts");
     for (size_t i = 0; i < json_array_size(charts); i++) {
-        const char *id = json_string_value(json_object_get(json_array_get(charts, i), "id"));
+        json_t *c = json_array_get(charts, i);
+        const char *id = json_string_value(json_object_get(c, "id"));  /* ours: [a-z]+ */
         cu_buf_appendf(b, "<figure class=\"chart\"><canvas id=\"chart-%s\" data-chart=\"%s\" "
-                          "width=\"600\" height=\"260\"></canvas></figure>", id, id);
+                          "role=\"img\" aria-label=\"%s over time\" width=\"600\" height=\"260\">"
+                          "</canvas></figure>",
+                       id, id, json_string_value(json_object_get(c, "title")));
     }
     cu_buf_appends(b, "</div></section>\n");
 }

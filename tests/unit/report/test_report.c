@@ -416,6 +416,32 @@ static void test_many_codes_fold_into_other(void **state)
     cu_buf_free(&t);
 }
 
+/* Endpoints with dots, ".codes." and ".errors." in their own names. */
+static void test_endpoint_names(void **state)
+{
+    (void)state;
+    rpt_report *r = parse_ok(
+        "{\"aggregate\": {\"counters\": {"
+        "\"plugins.metrics-by-endpoint.http://a.b/x.codes.200\": 5,"
+        "\"plugins.metrics-by-endpoint.http://a.b/x.codes.404\": 2,"
+        "\"plugins.metrics-by-endpoint./v1.codes.list.codes.201\": 1,"
+        "\"plugins.metrics-by-endpoint./up.errors.ETIMEDOUT\": 3,"
+        "\"plugins.metrics-by-endpoint./up.errors.Invalid URL - a.b\": 1},"
+        " \"summaries\": {\"plugins.metrics-by-endpoint.response_time.http://a.b/x\":"
+        " {\"count\": 7, \"p95\": 12.5}}}}");
+    char *html = render(r);
+    assert_contains(html, "<td>http://a.b/x</td><td class=\"n\">7</td><td>200: 5, 404: 2</td><td></td>"
+                          "<td class=\"n\">7</td>");
+    assert_contains(html, "<td class=\"n\">12.5</td>");
+    assert_contains(html, "<td>/v1.codes.list</td><td class=\"n\">1</td><td>201: 1</td>");
+    assert_contains(html, "<td>/up</td><td class=\"n\">0</td><td></td>"
+                          "<td>ETIMEDOUT: 3, Invalid URL - a.b: 1</td>");
+    /* metrics-by-endpoint summaries stay out of the summaries table */
+    assert_lacks(html, "id=\"summaries\"");
+    free(html);
+    rpt_free(r);
+}
+
 /* Figures for people: grouped thousands, durations in h/min/s. */
 static void test_figures(void **state)
 {
@@ -449,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_every_prefix),
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_many_codes_fold_into_other),
+        cmocka_unit_test(test_endpoint_names),
         cmocka_unit_test(test_figures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
