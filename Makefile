@@ -8,7 +8,7 @@
 # Everything we link or test with comes from these Debian packages, listed once:
 DEB_PACKAGES := gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp \
                 libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 python3-pytest \
-                prometheus
+                prometheus chromium
 
 CC      ?= cc
 PKGS    := libuv openssl yaml-0.1 jansson sqlite3
@@ -20,7 +20,7 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE $(WARN) -fno-omit-frame-pointer -g -pthrea
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 
 # Modules in dependency order: a module may include only those before it.
-MODULES := base conf stats net http loadtest upstream router rollout cli
+MODULES := base conf stats net http loadtest upstream router rollout report cli
 DEPS_base     := base
 DEPS_conf     := base conf
 DEPS_stats    := base stats
@@ -30,6 +30,7 @@ DEPS_rollout  := base conf stats net http rollout
 DEPS_loadtest := base conf stats net http loadtest
 DEPS_upstream := base stats net http upstream
 DEPS_router   := base conf stats net http router
+DEPS_report   := base report
 DEPS_cli      := $(MODULES)
 
 REL := build/rel

@@ -8,7 +8,10 @@
  * `summaries`, intermediate `period` a string with the stray
  * `"<rate>": null`, aggregate `period` a number, numbers printed as
  * JavaScript prints them, 2-space indentation as JSON.stringify(x, null, 2).
- * Ensure checks (notes 1.7) run on the aggregate after the summary.
+ * Ensure checks (notes 1.7) run on the aggregate after the summary; when
+ * there were any, the JSON gains a top-level "ensure" after "intermediate"
+ * ({passed, checks: [{check, passed, optional}]}, read by `cutover report`).
+ * That key is cutover's only addition to Artillery's shape.
  *
  * Windows are turned into JSON when they become final and their sketches
  * are merged into the aggregate, so memory grows with the report text, not
@@ -470,8 +473,26 @@ static bool lookup_metric(const char *name, double *v, void *arg)
     return true;
 }
 
-/* Prints "Checks:" and returns true when every strict check passed. */
-static bool run_ensure(const lt_report *r, const double *rates)
+/* One check's result: its line for the console (ok first, then fail, as
+ * Artillery prints them) and its entry for the JSON report. */
+static void ensure_result(cu_buf *ok, cu_buf *bad, json_t *checks, bool pass, bool optional,
+                          const cu_buf *text)
+{
+    cu_buf_appendf(pass ? ok : bad, "%s: %s%s\n", pass ? "ok" : "fail", text->data,
+                   optional ? " (optional)" : "");
+    json_t *c = json_object();
+    json_object_set_new(c, "check", json_string(text->data));
+    json_object_set_new(c, "passed", json_boolean(pass));
+    json_object_set_new(c, "optional", json_boolean(optional));
+    json_array_append_new(checks, c);
+}
+
+/* Runs the ensure checks on the aggregate. Returns true when every strict
+ * check passed. When there were checks, *out is set to the "Checks:" text
+ * to print and *json to {"passed", "checks": [{check, passed, optional}]}
+ * for the report (cutover's addition: Artillery writes none); both stay
+ * untouched otherwise. */
+static bool run_ensure(const lt_report *r, const double *rates, cu_buf *out, json_t **json)
 {
     const lt_plugins *pl = &r->run->script->plugins;
     if (!pl->ensure || getenv("ARTILLERY_DISABLE_ENSURE"))
@@ -480,24 +501,25 @@ static bool run_ensure(const lt_report *r, const double *rates)
     if (n == 0)
         return true;
     lookup_arg arg = {r->agg, rates};
-    cu_buf ok = CU_BUF_INIT, bad = CU_BUF_INIT;
+    cu_buf ok = CU_BUF_INIT, bad = CU_BUF_INIT, text = CU_BUF_INIT;
+    json_t *checks = json_array();
     bool pass_all = true;
     for (size_t i = 0; i < pl->nthresholds; i++) {
         double v;
         bool pass = lookup_metric(pl->thresholds[i].metric, &v, &arg) && v < pl->thresholds[i].max;
-        cu_buf *b = pass ? &ok : &bad;
-        cu_buf_appendf(b, "%s: %s < ", pass ? "ok" : "fail", pl->thresholds[i].metric);
-        lt_js_number(b, pl->thresholds[i].max);
-        cu_buf_appendc(b, '\n');
+        cu_buf_reset(&text);
+        cu_buf_appendf(&text, "%s < ", pl->thresholds[i].metric);
+        lt_js_number(&text, pl->thresholds[i].max);
+        ensure_result(&ok, &bad, checks, pass, false, &text);
         pass_all &= pass;
     }
     for (size_t i = 0; i < pl->nconditions; i++) {
         bool unknown = false;
         double v = lt_expr_eval(pl->conditions[i].expr, lookup_metric, &arg, &unknown);
         bool pass = !unknown && !isnan(v) && v != 0;
-        cu_buf *b = pass ? &ok : &bad;
-        cu_buf_appendf(b, "%s: %s%s\n", pass ? "ok" : "fail", pl->conditions[i].text,
-                       pl->conditions[i].strict ? "" : " (optional)");
+        cu_buf_reset(&text);
+        cu_buf_appends(&text, pl->conditions[i].text);
+        ensure_result(&ok, &bad, checks, pass, !pl->conditions[i].strict, &text);
         if (pl->conditions[i].strict)
             pass_all &= pass;
     }
@@ -507,15 +529,19 @@ static bool run_ensure(const lt_report *r, const double *rates)
         lookup_metric("vusers.completed", &completed, &arg);
         double rate = created > 0 ? (created - completed) / created * 100.0 : 0;
         bool pass = rate <= pl->max_error_rate;
-        cu_buf *b = pass ? &ok : &bad;
-        cu_buf_appendf(b, "%s: maxErrorRate < ", pass ? "ok" : "fail");
-        lt_js_number(b, pl->max_error_rate);
-        cu_buf_appendc(b, '\n');
+        cu_buf_reset(&text);
+        cu_buf_appends(&text, "maxErrorRate < ");
+        lt_js_number(&text, pl->max_error_rate);
+        ensure_result(&ok, &bad, checks, pass, false, &text);
         pass_all &= pass;
     }
-    printf("\nChecks:\n%s%s", ok.data ? ok.data : "", bad.data ? bad.data : "");
+    cu_buf_appendf(out, "\nChecks:\n%s%s", ok.data ? ok.data : "", bad.data ? bad.data : "");
+    *json = json_object();
+    json_object_set_new(*json, "passed", json_boolean(pass_all));
+    json_object_set_new(*json, "checks", checks);
     cu_buf_free(&ok);
     cu_buf_free(&bad);
+    cu_buf_free(&text);
     return pass_all;
 }
 
@@ -559,10 +585,16 @@ int lt_report_finish(lt_report *r, int64_t total_ms)
                 "the offered load was lower than the script asks",
                 r->worst_lag_p99);
     int status = LT_EXIT_OK;
+    cu_buf checks_text = CU_BUF_INIT;
+    json_t *ensure = NULL;
+    if (!run_ensure(r, rates, &checks_text, &ensure))
+        status = LT_EXIT_FAIL;
     if (o->output) {
         json_t *doc = json_object();
         json_object_set_new(doc, "aggregate", metrics_json(r->agg, rates, false, r->last_period));
         json_object_set(doc, "intermediate", r->intermediate);
+        if (ensure)
+            json_object_set(doc, "ensure", ensure);
         cu_buf text = CU_BUF_INIT;
         stringify(&text, doc, 0);
         cu_buf_appendc(&text, '\n');
@@ -580,8 +612,10 @@ int lt_report_finish(lt_report *r, int64_t total_ms)
         free(path);
         cu_buf_free(&text);
     }
-    if (!run_ensure(r, rates))
-        status = LT_EXIT_FAIL;
+    if (checks_text.len)
+        fputs(checks_text.data, stdout);
+    cu_buf_free(&checks_text);
+    json_decref(ensure);
     fflush(stdout);
     free(rates);
     return status;
