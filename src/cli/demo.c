@@ -36,6 +36,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "loadtest/loadtest.h"
+#include "report/report.h"
 #include "router/router.h"
 #include "upstream/upstream.h"
 
@@ -302,6 +303,23 @@ static void act_stop_load(demo_act *a)
 {
     atomic_store(&a->lt_stop, 1);
     uv_thread_join(&a->lt_tid);
+    /* the load test's report as a page too (`cutover report`) */
+    rpt_report *rep;
+    char err[CU_ERRLEN];
+    if (rpt_load(a->lt_report, &rep, err) != 0) {
+        fprintf(stderr, "cutover demo: %s\n", err);
+        return;
+    }
+    cu_buf page = CU_BUF_INIT;
+    char title[64];
+    snprintf(title, sizeof title, "cutover demo, act %d: traffic through the router", a->number);
+    rpt_render_html(rep, title, &page);
+    char *p = cu_path_join(a->dir, "load-report.html");
+    if (write_text(p, page.data) < 0)
+        fprintf(stderr, "cutover demo: cannot write %s\n", p);
+    free(p);
+    cu_buf_free(&page);
+    rpt_free(rep);
 }
 
 /* ---- watching ------------------------------------------------------------------------ */
@@ -505,7 +523,8 @@ static void summary_act(cu_buf *md, const demo_act *a)
     cu_buf_appendf(md, "\nFiles in `act%d/`: `serve.yml` (router and plan), `journal.db` (the "
                        "controller's SQLite journal), `events.txt` / `events.json` (every "
                        "decision with its inputs), `steps.json`, `load.yml` and "
-                       "`load-report.json` (the load test, Artillery's format).\n\n", a->number);
+                       "`load-report.json` / `load-report.html` (the load test, in Artillery's format "
+                       "and as a page).\n\n", a->number);
 }
 
 static void write_summary(demo *d, demo_act *acts, int n, bool all_ok)

@@ -16,7 +16,7 @@ def test_demo_promotes_then_rolls_back(tmp_path):
     assert "**both acts ended as expected**" in summary, summary
     for act in ("act1", "act2"):
         for f in ("serve.yml", "journal.db", "events.txt", "events.json", "steps.json",
-                  "load.yml", "load-report.json"):
+                  "load.yml", "load-report.json", "load-report.html"):
             assert (out / act / f).stat().st_size > 0, (act, f)
     ev1 = json.loads((out / "act1" / "events.json").read_text())
     assert ev1[-1]["state"] == "promoted" and ev1[-1]["weight"] == 100
