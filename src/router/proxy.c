@@ -132,16 +132,35 @@ bool rt_hop_by_hop(const rt_head *h, const char *name, size_t len, bool request)
 }
 
 /* ---- writing, reading, timers ------------------------------------------------------- */
+static void client_backpressure(rt_cconn *c)
+{
+    if (c->u && c->u->s && !c->u->paused && net_stream_queued(c->s) > RT_HIGH) {
+        c->u->paused = true;
+        net_pause(c->u->s);
+    }
+}
+
 void rt_cwrite(rt_cconn *c, const void *p, size_t n)
 {
     if (c->closing || n == 0)
         return;
     c->bytes_out += n;
-    net_write(c->s, p, n);
-    if (c->u && c->u->s && !c->u->paused && net_stream_queued(c->s) > RT_HIGH) {
-        c->u->paused = true;
-        net_pause(c->u->s);
+    if (c->cbatch) {
+        cu_buf_append(&c->cout, p, n);
+        return;
     }
+    net_write(c->s, p, n);
+    client_backpressure(c);
+}
+
+void rt_cflush(rt_cconn *c)
+{
+    c->cbatch = false;
+    if (c->cout.len && !c->closing) {
+        net_write(c->s, c->cout.data, c->cout.len);
+        client_backpressure(c);
+    }
+    cu_buf_reset(&c->cout);
 }
 
 static void on_drain(net_stream *s)
@@ -202,6 +221,8 @@ static void cconn_unhandle(rt_cconn *c)
     cu_buf_free(&c->pend);
     cu_buf_free(&c->replay);
     cu_buf_free(&c->rhead);
+    cu_buf_free(&c->cout);
+    cu_buf_free(&c->uout);
     free(c);
     rt_conn_gone(r);
 }
@@ -642,7 +663,9 @@ static void feed(rt_cconn *c, const char *data, size_t len)
 {
     c->chunk_start = data;
     c->chunk_end = data + len;
+    c->ubatch = true;
     enum llhttp_errno e = llhttp_execute(&c->ll, data, len);
+    rt_uflush(c);
     if (c->closing)
         return;
     if (e == HPE_OK)
