@@ -166,10 +166,6 @@ void rt_cflush(rt_cconn *c)
 static void on_drain(net_stream *s)
 {
     rt_cconn *c = net_stream_user(s);
-    if (c->close_on_drain) {
-        rt_cconn_close(c);
-        return;
-    }
     if (!c->closing)
         rt_exchange_client_drained(c);
 }
@@ -263,13 +259,7 @@ static void cconn_end(rt_cconn *c)
     if (c->active)
         rt_exchange_abort(c);
     c->closing = true;
-    if (c->peer_eof && net_stream_queued(c->s) > 0) {
-        /* the stream cannot end gracefully once the peer has ended:
-         * close from on_drain, when what is queued has gone out */
-        c->close_on_drain = true;
-    } else {
-        net_stream_end(c->s);
-    }
+    net_stream_end(c->s);
     c->tkind = T_LINGER;
     uv_timer_start(&c->timer, on_timer, 5000, 0);
 }
@@ -719,13 +709,17 @@ static void resume(rt_cconn *c)
 static void on_end(net_stream *s, int status)
 {
     rt_cconn *c = net_stream_user(s);
+    /* The client closed or failed. A half-closed client (shutdown after its
+     * request) is taken as gone, as nginx does by default: after the peer's
+     * end the stream can no longer report a failed write, so streaming on
+     * would hold the upstream connection until a timeout. */
     if (c->closing)
         return;
-    if (c->active && c->rq == RQ_DONE && status == UV_EOF) {
-        /* half-close after a complete request: let the response finish */
-        c->close_after = true;
-        c->peer_eof = true;
-        return;
+    if (c->active && c->resp_started && c->status) {
+        /* the upstream did answer: that answer counts for its colour */
+        uint64_t now = cu_now_ns();
+        rt_stats_record(&c->r->stats, c->color, c->status, (double)(now - c->t0_ns) / 1e6,
+                        c->bytes_in, c->bytes_out, now);
     }
     rt_cconn_close(c);
 }
@@ -811,6 +805,20 @@ void rt_proxy_drain(router *r)
             c->close_after = true;
         c = next;
     }
+}
+
+void rt_proxy_describe(router *r, int max)
+{
+    static const char *const RQ[] = {"idle", "head", "body", "done"};
+    static const char *const UP[] = {"none", "wait", "connect", "sent", "response"};
+    int k = 0;
+    for (rt_cconn *c = r->conns; c && k < max; c = c->next, k++)
+        cu_warn("router:   %s: request %s, upstream %s%s%s%s; %zu bytes queued to the client, "
+                "%zu read ahead%s", c->peer, RQ[c->rq], UP[c->up],
+                c->closing ? ", closing" : "", c->resp_started ? ", response started" : "",
+                c->bp_paused ? ", waiting for the upstream to read" : "",
+                c->s ? net_stream_queued(c->s) : 0, c->cin.len,
+                c->u && c->u->paused ? ", upstream paused" : "");
 }
 
 void rt_proxy_close_all(router *r)

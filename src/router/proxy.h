@@ -67,8 +67,6 @@ struct rt_cconn {
     int rq;
     bool bp_paused;                /* upstream's queue is full */
     bool close_after;              /* close once the response is out */
-    bool peer_eof;                 /* the client half-closed */
-    bool close_on_drain;
     /* the exchange */
     bool active;
     uint64_t id, t0_ns;

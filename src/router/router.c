@@ -260,8 +260,10 @@ void rt_conn_gone(router *r)
 static void on_drain_deadline(uv_timer_t *t)
 {
     router *r = t->data;
-    if (r->nconns)
+    if (r->nconns) {
         cu_warn("router: drain deadline: closing %zu connection(s)", r->nconns);
+        rt_proxy_describe(r, 10);
+    }
     rt_proxy_close_all(r);
 }
 
