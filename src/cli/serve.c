@@ -35,6 +35,7 @@ typedef struct serve_ctx {
     router *r;
     uint64_t drain_ms;
     int stopping;
+    int done;
 } serve_ctx;
 
 /* Writes the ports, one per line, atomically (rename). */
@@ -61,6 +62,8 @@ static int write_port_file(const char *path, const int *ports, size_t n)
 static void on_drained(void *arg)
 {
     serve_ctx *s = arg;
+    if (s->done++)
+        return;
     cu_info("cutover serve: drained, exiting");
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);

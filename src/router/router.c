@@ -297,6 +297,7 @@ void router_free(router *r)
 {
     if (!r)
         return;
+    r->drain_done = NULL; /* freeing is not draining: no callback from here */
     close_listeners(r);
     rt_proxy_close_all(r);
     rt_admin_stop(r);
