@@ -125,6 +125,12 @@ int router_admin_port(const router *r) { return r->admin_port; }
 const conf_node *router_rollout_conf(const router *r) { return r->gen->cfg.rollout; }
 const conf_node *router_state_conf(const router *r) { return r->gen->cfg.state; }
 
+void router_set_reload_hook(router *r, void (*fn)(router *r, void *ctx), void *ctx)
+{
+    r->reload_hook = fn;
+    r->reload_ctx = ctx;
+}
+
 void router_set_status_hook(router *r, router_status_hook fn, void *ctx)
 {
     r->status_hook = fn;
@@ -242,6 +248,8 @@ int router_reload(router *r, char err[CU_ERRLEN])
     if (weight_changed)
         router_set_weight(r, weight);
     rt_update_effective(r);
+    if (r->reload_hook)
+        r->reload_hook(r, r->reload_ctx);
     return 0;
 }
 

@@ -190,6 +190,8 @@ struct router {
     bool drain_timer_on;
     void (*drain_done)(void *arg);
     void *drain_arg;
+    void (*reload_hook)(router *r, void *ctx);
+    void *reload_ctx;
     router_status_hook status_hook;
     void *status_ctx;
     char *admin_prefix;
