@@ -1,9 +1,13 @@
 /* router/router.c: life cycle, weights, reload and drain (router.h).
  *
  * The weight is one atomic (basis points of green), so any thread may set
- * it and the next request sees it. The effective weight (after health) is
- * another atomic, recomputed on the loop thread whenever a server's health
- * changes and on the 1 s tick. */
+ * it and the next request sees it. Health overrides it through a second
+ * atomic (`override_bp`: -1, or 0 / 10000 while a colour has no healthy
+ * server), recomputed on the loop thread whenever a server's health changes
+ * and on the 1 s tick; a request reads both (rt_effective_bp), so neither
+ * writer can lose the other's update.
+ * The 1 s tick also closes pooled connections past their idle timeout,
+ * ends expired passive ejections and flushes the access log. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
