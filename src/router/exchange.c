@@ -408,6 +408,7 @@ static void complete(rt_uconn *u, rt_cconn *c, bool ended)
     if (c->resp_chunked)
         rt_cwrite(c, "0\r\n\r\n", 5);
     bool ka = !ended && llhttp_should_keep_alive(&u->ll) && c->rq == RQ_DONE;
+    c->early = c->rq == RQ_BODY;
     detach(c);
     if (ka)
         release(u);

@@ -14,6 +14,8 @@
 
 #include "router/proxy.h"
 
+#define LINGER_MS 5000 /* the most a closing connection may take */
+
 static void on_read(net_stream *s, const char *data, size_t len);
 static void on_end(net_stream *s, int status);
 static void on_drain(net_stream *s);
@@ -261,7 +263,7 @@ static void cconn_end(rt_cconn *c)
     c->closing = true;
     net_stream_end(c->s);
     c->tkind = T_LINGER;
-    uv_timer_start(&c->timer, on_timer, 5000, 0);
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
 }
 
 /* ---- local answers -------------------------------------------------------------------- */
@@ -347,6 +349,18 @@ void rt_finish(rt_cconn *c, bool record)
     if (c->gen) {
         rt_gen_unref(c->gen);
         c->gen = NULL;
+    }
+    c->bp_paused = false; /* the exchange (and its upstream) is over */
+    cu_buf_reset(&c->pend);
+    if (c->early && c->rq == RQ_BODY && !c->closing && llhttp_get_errno(&c->ll) == HPE_OK) {
+        /* The upstream answered before the request body ended (413, 401):
+         * read and drop the rest of the body for a while before closing,
+         * so the client is not reset before it reads the answer. */
+        c->lingering = true;
+        c->close_after = true;
+        rt_arm(c, T_LINGER, LINGER_MS);
+        rt_client_read_update(c);
+        return;
     }
     if (c->close_after || !c->keep_alive || r->draining || c->upgrade || c->rq != RQ_DONE) {
         cconn_end(c);
@@ -579,7 +593,7 @@ static int on_headers_complete(llhttp_t *p)
     c->status = 0;
     c->bytes_in = c->h.raw.len; /* approximately the head; the body adds below */
     c->bytes_out = 0;
-    c->retried = c->fresh_retry = c->head_sent = c->discard_body = false;
+    c->retried = c->fresh_retry = c->head_sent = c->discard_body = c->early = false;
     c->srv = NULL;
     cu_buf_reset(&c->pend);
     build_forward(c);
@@ -623,6 +637,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     rt_cconn *c = C(p);
+    if (c->lingering) {
+        c->rq = RQ_DONE;
+        cconn_end(c); /* the answer is out (or queued); the body is read */
+        return HPE_USER;
+    }
     if (c->active && !c->discard_body && c->req_chunked)
         rt_exchange_body(c, "0\r\n\r\n", 5);
     c->rq = RQ_DONE;

@@ -67,6 +67,8 @@ struct rt_cconn {
     int rq;
     bool bp_paused;                /* upstream's queue is full */
     bool close_after;              /* close once the response is out */
+    bool early;                    /* the upstream answered before the body ended */
+    bool lingering;                /* answered early: dropping the rest of the body */
     /* the exchange */
     bool active;
     uint64_t id, t0_ns;

@@ -132,3 +132,47 @@ def test_tls_termination_and_https_upstream(tmp_path):
     finally:
         assert r.stop() == 0, r.log()
         stop(up.proc)
+
+
+def test_early_answer_is_readable_before_the_body_ends(tmp_path):
+    """An upstream that answers 413 right after the head (and then drains
+    the body, as a careful server does): the router forwards the 413 at once
+    and reads the rest of the client's body rather than resetting the
+    client, which therefore gets to read the 413."""
+    import socketserver
+
+    class Early(socketserver.StreamRequestHandler):
+        def handle(self):
+            clen = 0
+            self.rfile.readline()
+            while True:
+                h = self.rfile.readline()
+                if h in (b"\r\n", b""):
+                    break
+                if h.lower().startswith(b"content-length:"):
+                    clen = int(h.split(b":")[1])
+            self.wfile.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n"
+                             b"Connection: close\r\n\r\nbig")
+            self.wfile.flush()
+            while clen > 0:
+                d = self.rfile.read(min(clen, 1 << 20))
+                if not d:
+                    break
+                clen -= len(d)
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Early)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    cfg = write_config(tmp_path, "weight: 0\n" + upstreams_yaml([url], [url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn(timeout=30)
+        c.request("POST", "/up", body=b"q" * (32 << 20))
+        resp = c.getresponse()
+        assert resp.status == 413 and resp.read() == b"big"
+        c.close()
+    finally:
+        assert r.stop() == 0, r.log()
+        srv.shutdown()
+        srv.server_close()
