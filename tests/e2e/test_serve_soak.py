@@ -34,7 +34,7 @@ def test_mixed_traffic_soak(tmp_path):
     def worker(seed):
         rnd = random.Random(seed)
         while time.time() < stop_at:
-            kind = rnd.randrange(6)
+            kind = rnd.randrange(8)
             try:
                 if kind == 0:      # keep-alive GETs, sticky or not
                     c = r.conn()
@@ -86,6 +86,23 @@ def test_mixed_traffic_soak(tmp_path):
                     s = socket.create_connection(("127.0.0.1", r.port), timeout=10)
                     s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
                               + b"z" * rnd.randrange(0, 50000))
+                    s.close()
+                elif kind >= 6:    # a mutated request: whatever the bytes, an answer or a close
+                    base = bytearray(rnd.choice([
+                        b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n",
+                        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n",
+                        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"]))
+                    for _ in range(rnd.randrange(1, 4)):
+                        base[rnd.randrange(len(base))] = rnd.randrange(256)
+                    s = socket.create_connection(("127.0.0.1", r.port), timeout=3)
+                    s.sendall(bytes(base) + b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n")
+                    try:
+                        while s.recv(65536):
+                            pass
+                    except (socket.timeout, ConnectionResetError):
+                        pass
                     s.close()
                 else:              # vanish mid-response
                     s = socket.create_connection(("127.0.0.1", r.port), timeout=10)
