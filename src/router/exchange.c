@@ -402,7 +402,8 @@ static const llhttp_settings_t resp_settings = {
     .on_message_complete = r_complete,
 };
 
-/* The response is complete (called outside the parser). */
+/* The response is complete (called outside the parser). `ended`: the
+ * connection is not reusable (closed by the upstream, or spoke out of turn). */
 static void complete(rt_uconn *u, rt_cconn *c, bool ended)
 {
     if (c->resp_chunked)
@@ -437,7 +438,10 @@ static void u_on_read(net_stream *s, const char *data, size_t len)
     if (u->closing || u->c != c)
         return; /* retried or torn down from a callback */
     if (e == HPE_PAUSED && u->msg_done) {
-        complete(u, c, false);
+        /* bytes after the response were never asked for: the connection
+         * cannot be trusted for another request */
+        const char *pos = llhttp_get_error_pos(&u->ll);
+        complete(u, c, pos && pos < data + len);
         return;
     }
     if (e == HPE_OK)
