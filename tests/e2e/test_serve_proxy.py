@@ -176,3 +176,26 @@ def test_early_answer_is_readable_before_the_body_ends(tmp_path):
         assert r.stop() == 0, r.log()
         srv.shutdown()
         srv.server_close()
+
+
+def test_passive_ejection_on_connect_failures(tmp_path, blue):
+    dead = f"http://127.0.0.1:{free_port()}"
+    extra = "    health: { eject_after: 2, eject_time: 30s }\n"
+    cfg = write_config(tmp_path, "weight: 100\n" +
+                       upstreams_yaml([blue.url], [dead], health=False, extra=extra))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        for _ in range(10):
+            assert r.get("/health", conn=c)[:2] == (200, "blue")
+        c.close()
+        st = r.status()
+        assert st["upstreams"]["green"]["servers"][0]["ejected"] is True
+        assert st["effective_weights"]["green"] == 0.0
+        # two connect failures (each retried on blue), then straight to blue
+        assert st["windows"]["1m"]["green"]["transport_errors"] == 2
+        m = r.admin("GET", "/metrics", token=None)[1].decode()
+        assert 'cutover_retries_total{color="blue"} 2' in m
+        assert 'cutover_server_up{color="green",server="%s"} 0' % dead in m
+    finally:
+        assert r.stop() == 0, r.log()
