@@ -103,3 +103,57 @@ def test_garbage_gives_502_and_silence_504(setup):
     assert w["transport_errors"] >= 4, w
     m = r.admin("GET", "/metrics", token=None)[1].decode()
     assert 'cutover_retries_total{color="blue"} 1' in m
+
+
+class OneShotHandler(socketserver.StreamRequestHandler):
+    """Answers the first request of each connection (keep-alive, as far as
+    the client can tell) and closes without a word at the second: the race
+    of a server closing an idle connection just as it is reused."""
+
+    def handle(self):
+        n = 0
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            clen = 0
+            while True:
+                h = self.rfile.readline()
+                if h in (b"\r\n", b""):
+                    break
+                if h.lower().startswith(b"content-length:"):
+                    clen = int(h.split(b":")[1])
+            self.rfile.read(clen)
+            n += 1
+            if n == 2:
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            self.wfile.flush()
+
+
+def test_stale_keepalive_connection_retried_fresh(tmp_path):
+    srv = Bad(("127.0.0.1", 0), OneShotHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    extra = "    health: { eject_after: 0 }\n"
+    cfg = write_config(tmp_path, "weight: 0\nretry: true\n" +
+                       upstreams_yaml([url], [url], health=False, extra=extra))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        for _ in range(6):   # every second one meets a dead pooled connection
+            st, color, body = r.get("/x", conn=c)
+            assert (st, body) == (200, b"ok")
+            assert color == "blue"      # a fresh connection to the same server, not green
+        # a POST meeting the dead pooled connection was sent: it is not replayed
+        c.request("POST", "/x", body=b"p")
+        resp = c.getresponse()
+        resp.read()
+        assert resp.status == 502
+        c.close()
+        m = r.admin("GET", "/metrics", token=None)[1].decode()
+        assert 'cutover_retries_total{color="green"} 0' in m
+    finally:
+        assert r.stop() == 0, r.log()
+        srv.shutdown()
+        srv.server_close()
