@@ -102,6 +102,8 @@ def test_cli_status_and_weight(router, tmp_path):
     assert p.returncode == 2
     p = run("weight", "green=10", "--admin", "http://127.0.0.1:1")
     assert p.returncode == 2   # no token file
+    p = run("status", "--admin", "http://127.0.0.1:1")
+    assert p.returncode == 1 and "ECONNREFUSED" in p.stderr, p.stderr
     assert TOKEN not in p.stdout + p.stderr
 
 
