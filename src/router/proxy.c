@@ -280,11 +280,17 @@ void rt_send_error(rt_cconn *c, int status, bool close)
     if (c->r->draining)
         close = true;
     const char *text = http_status_text(status);
+    /* an exchange's failure names the colour of its last attempt */
+    const char *ch = c->active && c->gen ? c->gen->cfg.color_header : NULL;
+    char colour[160] = "";
+    if (ch && strlen(ch) < 100)
+        snprintf(colour, sizeof colour, "%s: %s\r\n", ch, router_color_name(c->color));
     char buf[512];
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "%s\r\n%s\n",
-                     status, text, strlen(text) + 1, close ? "Connection: close\r\n" : "", text);
+                     "%s%s\r\n%s\n",
+                     status, text, strlen(text) + 1, colour, close ? "Connection: close\r\n" : "",
+                     text);
     c->resp_started = true;
     c->status = status;
     rt_cwrite(c, buf, (size_t)n);
