@@ -33,9 +33,9 @@ SMUGGLING = {
 }
 
 
-@pytest.fixture(scope="module")
-def router(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("defences")
+@pytest.fixture
+def router(tmp_path):
+    tmp = tmp_path
     blue = start_upstream(tmp, "--color", "blue", name="blue")
     green = start_upstream(tmp, "--color", "green", name="green")
     cfg = write_config(tmp, "weight: 50\nlimits: { header_bytes: 4096, headers: 20 }\n"
