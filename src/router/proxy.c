@@ -456,31 +456,38 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Defences llhttp's strict mode leaves to us. Returns false to reject. */
-static bool head_acceptable(rt_cconn *c)
+/* Defences llhttp's strict mode leaves to us. Returns 0, or the status to
+ * answer before closing: 400 for doubtful framing, 501 for a transfer
+ * coding other than chunked (we would forward the body undecoded). */
+static int head_acceptable(rt_cconn *c)
 {
     const rt_head *h = &c->h;
     int ncl = 0, nte = 0;
-    if (c->folded)
-        return false;
+    if (c->folded || c->ll.http_major != 1)
+        return 400; /* obsolete folding; HTTP/0.9 or 2.0 spoken as 1.x */
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
         const char *name = h->raw.data + sp->no, *v = h->raw.data + sp->vo;
         if (sp->nl == 0)
-            return false;
+            return 400;
         for (uint32_t k = 0; k < sp->vl; k++)
             if (v[k] == '\r' || v[k] == '\n' || v[k] == 0)
-                return false; /* obsolete line folding or smuggled line ends */
+                return 400; /* obsolete line folding or smuggled line ends */
         if (name_is(name, sp->nl, "content-length"))
             ncl++;
-        if (name_is(name, sp->nl, "transfer-encoding"))
+        if (name_is(name, sp->nl, "transfer-encoding")) {
             nte++;
+            if (sp->vl != 7 || strncasecmp(v, "chunked", 7) != 0)
+                return 501;
+        }
     }
-    if (ncl > 1 || (ncl && nte))
-        return false;
+    if (ncl > 1 || (ncl && nte) || nte > 1)
+        return 400;
+    if (nte && c->ll.http_minor == 0)
+        return 400; /* RFC 9112 6.1: chunked from an HTTP/1.0 client is faulty framing */
     if (c->ll.method == HTTP_CONNECT)
-        return false;
-    return true;
+        return 400;
+    return 0;
 }
 
 static void put_header(cu_buf *b, const char *n, size_t nl, const char *v, size_t vl)
@@ -585,9 +592,10 @@ static int on_headers_complete(llhttp_t *p)
     c->idempotent = p->method == HTTP_GET || p->method == HTTP_HEAD ||
                     p->method == HTTP_OPTIONS || p->method == HTTP_PUT ||
                     p->method == HTTP_DELETE || p->method == HTTP_TRACE;
-    if (!head_acceptable(c)) {
+    int bad = head_acceptable(c);
+    if (bad) {
         c->rq = RQ_DONE;
-        rt_send_error(c, 400, true);
+        rt_send_error(c, bad, true);
         return HPE_USER;
     }
     c->rq = RQ_BODY;
