@@ -26,7 +26,8 @@ static const char USAGE[] =
     "  --port-file FILE        write the listeners' bound ports to FILE, one a line\n"
     "  --admin-port-file FILE  write the admin API's bound port to FILE\n"
     "  --check                 validate CONFIG.yml and exit (0 when valid)\n"
-    "  -v, --verbose           log each health change and reload in detail\n"
+    "  -v, --verbose           debug logging (health changes, weight changes and\n"
+    "                          reloads are logged anyway)\n"
     "  -h, --help              show this help\n";
 
 typedef struct serve_ctx {
