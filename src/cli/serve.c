@@ -26,7 +26,8 @@ static const char USAGE[] =
     "  --port-file FILE        write the listeners' bound ports to FILE, one a line\n"
     "  --admin-port-file FILE  write the admin API's bound port to FILE\n"
     "  --check                 validate CONFIG.yml and exit (0 when valid)\n"
-    "  -v, --verbose           log each health change and reload in detail\n"
+    "  -v, --verbose           debug logging (health changes, weight changes and\n"
+    "                          reloads are logged anyway)\n"
     "  -h, --help              show this help\n";
 
 typedef struct serve_ctx {
@@ -36,6 +37,7 @@ typedef struct serve_ctx {
     serve_rollout *ro;           /* NULL without a rollout: section */
     uint64_t drain_ms;
     int stopping;
+    int done;
 } serve_ctx;
 
 /* Writes the ports, one per line, atomically (rename). */
@@ -62,6 +64,8 @@ static int write_port_file(const char *path, const int *ports, size_t n)
 static void on_drained(void *arg)
 {
     serve_ctx *s = arg;
+    if (s->done++)
+        return;
     cu_info("cutover serve: drained, exiting");
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);

@@ -468,8 +468,8 @@ static int parse_root(pctx *p, const conf_node *root)
         if ((w = conf_get(v, "horizon"))) {
             uint64_t ms;
             TRY(get_dur(p, w, &ms));
-            if (ms < 60000 || ms > 7 * 86400000ULL) {
-                conf_errf(p->err, w, "horizon must be from 1m to 7d");
+            if (ms < 60000 || ms > 6 * 3600000ULL) {
+                conf_errf(p->err, w, "horizon must be from 1m to 6h (each second of it costs memory)");
                 return -EINVAL;
             }
             c->horizon_s = ms / 1000;

@@ -402,12 +402,14 @@ static const llhttp_settings_t resp_settings = {
     .on_message_complete = r_complete,
 };
 
-/* The response is complete (called outside the parser). */
+/* The response is complete (called outside the parser). `ended`: the
+ * connection is not reusable (closed by the upstream, or spoke out of turn). */
 static void complete(rt_uconn *u, rt_cconn *c, bool ended)
 {
     if (c->resp_chunked)
         rt_cwrite(c, "0\r\n\r\n", 5);
     bool ka = !ended && llhttp_should_keep_alive(&u->ll) && c->rq == RQ_DONE;
+    c->early = c->rq == RQ_BODY;
     detach(c);
     if (ka)
         release(u);
@@ -430,11 +432,16 @@ static void u_on_read(net_stream *s, const char *data, size_t len)
     u->got_bytes = true;
     if (c->tkind == T_RESPONSE)
         rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
+    c->cbatch = true;
     enum llhttp_errno e = llhttp_execute(&u->ll, data, len);
+    rt_cflush(c);
     if (u->closing || u->c != c)
         return; /* retried or torn down from a callback */
     if (e == HPE_PAUSED && u->msg_done) {
-        complete(u, c, false);
+        /* bytes after the response were never asked for: the connection
+         * cannot be trusted for another request */
+        const char *pos = llhttp_get_error_pos(&u->ll);
+        complete(u, c, pos && pos < data + len);
         return;
     }
     if (e == HPE_OK)
@@ -478,20 +485,14 @@ static void send_request(rt_cconn *c)
     rt_uconn *u = c->u;
     bind_conn(c, u);
     c->up = UP_SENT;
-    const char *d1, *d2 = NULL;
-    size_t n1, n2 = 0;
+    /* one write: the head and what body arrived meanwhile (a retry replays
+     * both from `replay`, which holds them all) */
     if (c->retried || c->fresh_retry) {
-        d1 = c->replay.data;
-        n1 = c->replay.len;
+        net_write(u->s, c->replay.data, c->replay.len);
     } else {
-        d1 = c->fwd.data;
-        n1 = c->fwd.len;
-        d2 = c->pend.data;
-        n2 = c->pend.len;
+        cu_buf_append(&c->fwd, c->pend.data, c->pend.len);
+        net_write(u->s, c->fwd.data, c->fwd.len);
     }
-    net_write(u->s, d1, n1);
-    if (n2)
-        net_write(u->s, d2, n2);
     cu_buf_reset(&c->pend);
     c->head_sent = true;
     if (net_stream_queued(u->s) > RT_HIGH)
@@ -559,6 +560,10 @@ void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
     }
     rt_uconn *u = c->u;
     if (u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
+        if (c->ubatch) {
+            cu_buf_append(&c->uout, p, n);
+            return;
+        }
         net_write(u->s, p, n);
         if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
             c->bp_paused = true;
@@ -605,6 +610,20 @@ static void upstream_failed(rt_cconn *c, int err)
         return;
     }
     rt_send_error(c, err == UV_ETIMEDOUT ? 504 : 502, false);
+}
+
+void rt_uflush(rt_cconn *c)
+{
+    c->ubatch = false;
+    rt_uconn *u = c->u;
+    if (c->uout.len && u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
+        net_write(u->s, c->uout.data, c->uout.len);
+        if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+            c->bp_paused = true;
+            rt_client_read_update(c);
+        }
+    }
+    cu_buf_reset(&c->uout);
 }
 
 void rt_exchange_timeout(rt_cconn *c)

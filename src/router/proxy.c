@@ -14,6 +14,8 @@
 
 #include "router/proxy.h"
 
+#define LINGER_MS 5000 /* the most a closing connection may take */
+
 static void on_read(net_stream *s, const char *data, size_t len);
 static void on_end(net_stream *s, int status);
 static void on_drain(net_stream *s);
@@ -132,25 +134,40 @@ bool rt_hop_by_hop(const rt_head *h, const char *name, size_t len, bool request)
 }
 
 /* ---- writing, reading, timers ------------------------------------------------------- */
-void rt_cwrite(rt_cconn *c, const void *p, size_t n)
+static void client_backpressure(rt_cconn *c)
 {
-    if (c->closing || n == 0)
-        return;
-    c->bytes_out += n;
-    net_write(c->s, p, n);
     if (c->u && c->u->s && !c->u->paused && net_stream_queued(c->s) > RT_HIGH) {
         c->u->paused = true;
         net_pause(c->u->s);
     }
 }
 
+void rt_cwrite(rt_cconn *c, const void *p, size_t n)
+{
+    if (c->closing || n == 0)
+        return;
+    c->bytes_out += n;
+    if (c->cbatch) {
+        cu_buf_append(&c->cout, p, n);
+        return;
+    }
+    net_write(c->s, p, n);
+    client_backpressure(c);
+}
+
+void rt_cflush(rt_cconn *c)
+{
+    c->cbatch = false;
+    if (c->cout.len && !c->closing) {
+        net_write(c->s, c->cout.data, c->cout.len);
+        client_backpressure(c);
+    }
+    cu_buf_reset(&c->cout);
+}
+
 static void on_drain(net_stream *s)
 {
     rt_cconn *c = net_stream_user(s);
-    if (c->close_on_drain) {
-        rt_cconn_close(c);
-        return;
-    }
     if (!c->closing)
         rt_exchange_client_drained(c);
 }
@@ -202,6 +219,8 @@ static void cconn_unhandle(rt_cconn *c)
     cu_buf_free(&c->pend);
     cu_buf_free(&c->replay);
     cu_buf_free(&c->rhead);
+    cu_buf_free(&c->cout);
+    cu_buf_free(&c->uout);
     free(c);
     rt_conn_gone(r);
 }
@@ -242,15 +261,9 @@ static void cconn_end(rt_cconn *c)
     if (c->active)
         rt_exchange_abort(c);
     c->closing = true;
-    if (c->peer_eof && net_stream_queued(c->s) > 0) {
-        /* the stream cannot end gracefully once the peer has ended:
-         * close from on_drain, when what is queued has gone out */
-        c->close_on_drain = true;
-    } else {
-        net_stream_end(c->s);
-    }
+    net_stream_end(c->s);
     c->tkind = T_LINGER;
-    uv_timer_start(&c->timer, on_timer, 5000, 0);
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
 }
 
 /* ---- local answers -------------------------------------------------------------------- */
@@ -267,11 +280,17 @@ void rt_send_error(rt_cconn *c, int status, bool close)
     if (c->r->draining)
         close = true;
     const char *text = http_status_text(status);
+    /* an exchange's failure names the colour of its last attempt */
+    const char *ch = c->active && c->gen ? c->gen->cfg.color_header : NULL;
+    char colour[160] = "";
+    if (ch && strlen(ch) < 100)
+        snprintf(colour, sizeof colour, "%s: %s\r\n", ch, router_color_name(c->color));
     char buf[512];
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "%s\r\n%s\n",
-                     status, text, strlen(text) + 1, close ? "Connection: close\r\n" : "", text);
+                     "%s%s\r\n%s\n",
+                     status, text, strlen(text) + 1, colour, close ? "Connection: close\r\n" : "",
+                     text);
     c->resp_started = true;
     c->status = status;
     rt_cwrite(c, buf, (size_t)n);
@@ -336,6 +355,18 @@ void rt_finish(rt_cconn *c, bool record)
     if (c->gen) {
         rt_gen_unref(c->gen);
         c->gen = NULL;
+    }
+    c->bp_paused = false; /* the exchange (and its upstream) is over */
+    cu_buf_reset(&c->pend);
+    if (c->early && c->rq == RQ_BODY && !c->closing && llhttp_get_errno(&c->ll) == HPE_OK) {
+        /* The upstream answered before the request body ended (413, 401):
+         * read and drop the rest of the body for a while before closing,
+         * so the client is not reset before it reads the answer. */
+        c->lingering = true;
+        c->close_after = true;
+        rt_arm(c, T_LINGER, LINGER_MS);
+        rt_client_read_update(c);
+        return;
     }
     if (c->close_after || !c->keep_alive || r->draining || c->upgrade || c->rq != RQ_DONE) {
         cconn_end(c);
@@ -425,31 +456,38 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Defences llhttp's strict mode leaves to us. Returns false to reject. */
-static bool head_acceptable(rt_cconn *c)
+/* Defences llhttp's strict mode leaves to us. Returns 0, or the status to
+ * answer before closing: 400 for doubtful framing, 501 for a transfer
+ * coding other than chunked (we would forward the body undecoded). */
+static int head_acceptable(rt_cconn *c)
 {
     const rt_head *h = &c->h;
     int ncl = 0, nte = 0;
-    if (c->folded)
-        return false;
+    if (c->folded || c->ll.http_major != 1)
+        return 400; /* obsolete folding; HTTP/0.9 or 2.0 spoken as 1.x */
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
         const char *name = h->raw.data + sp->no, *v = h->raw.data + sp->vo;
         if (sp->nl == 0)
-            return false;
+            return 400;
         for (uint32_t k = 0; k < sp->vl; k++)
             if (v[k] == '\r' || v[k] == '\n' || v[k] == 0)
-                return false; /* obsolete line folding or smuggled line ends */
+                return 400; /* obsolete line folding or smuggled line ends */
         if (name_is(name, sp->nl, "content-length"))
             ncl++;
-        if (name_is(name, sp->nl, "transfer-encoding"))
+        if (name_is(name, sp->nl, "transfer-encoding")) {
             nte++;
+            if (sp->vl != 7 || strncasecmp(v, "chunked", 7) != 0)
+                return 501;
+        }
     }
-    if (ncl > 1 || (ncl && nte))
-        return false;
+    if (ncl > 1 || (ncl && nte) || nte > 1)
+        return 400;
+    if (nte && c->ll.http_minor == 0)
+        return 400; /* RFC 9112 6.1: chunked from an HTTP/1.0 client is faulty framing */
     if (c->ll.method == HTTP_CONNECT)
-        return false;
-    return true;
+        return 400;
+    return 0;
 }
 
 static void put_header(cu_buf *b, const char *n, size_t nl, const char *v, size_t vl)
@@ -554,9 +592,10 @@ static int on_headers_complete(llhttp_t *p)
     c->idempotent = p->method == HTTP_GET || p->method == HTTP_HEAD ||
                     p->method == HTTP_OPTIONS || p->method == HTTP_PUT ||
                     p->method == HTTP_DELETE || p->method == HTTP_TRACE;
-    if (!head_acceptable(c)) {
+    int bad = head_acceptable(c);
+    if (bad) {
         c->rq = RQ_DONE;
-        rt_send_error(c, 400, true);
+        rt_send_error(c, bad, true);
         return HPE_USER;
     }
     c->rq = RQ_BODY;
@@ -568,7 +607,7 @@ static int on_headers_complete(llhttp_t *p)
     c->status = 0;
     c->bytes_in = c->h.raw.len; /* approximately the head; the body adds below */
     c->bytes_out = 0;
-    c->retried = c->fresh_retry = c->head_sent = c->discard_body = false;
+    c->retried = c->fresh_retry = c->head_sent = c->discard_body = c->early = false;
     c->srv = NULL;
     cu_buf_reset(&c->pend);
     build_forward(c);
@@ -612,6 +651,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     rt_cconn *c = C(p);
+    if (c->lingering) {
+        c->rq = RQ_DONE;
+        cconn_end(c); /* the answer is out (or queued); the body is read */
+        return HPE_USER;
+    }
     if (c->active && !c->discard_body && c->req_chunked)
         rt_exchange_body(c, "0\r\n\r\n", 5);
     c->rq = RQ_DONE;
@@ -642,7 +686,9 @@ static void feed(rt_cconn *c, const char *data, size_t len)
 {
     c->chunk_start = data;
     c->chunk_end = data + len;
+    c->ubatch = true;
     enum llhttp_errno e = llhttp_execute(&c->ll, data, len);
+    rt_uflush(c);
     if (c->closing)
         return;
     if (e == HPE_OK)
@@ -696,13 +742,17 @@ static void resume(rt_cconn *c)
 static void on_end(net_stream *s, int status)
 {
     rt_cconn *c = net_stream_user(s);
+    /* The client closed or failed. A half-closed client (shutdown after its
+     * request) is taken as gone, as nginx does by default: after the peer's
+     * end the stream can no longer report a failed write, so streaming on
+     * would hold the upstream connection until a timeout. */
     if (c->closing)
         return;
-    if (c->active && c->rq == RQ_DONE && status == UV_EOF) {
-        /* half-close after a complete request: let the response finish */
-        c->close_after = true;
-        c->peer_eof = true;
-        return;
+    if (c->active && c->resp_started && c->status) {
+        /* the upstream did answer: that answer counts for its colour */
+        uint64_t now = cu_now_ns();
+        rt_stats_record(&c->r->stats, c->color, c->status, (double)(now - c->t0_ns) / 1e6,
+                        c->bytes_in, c->bytes_out, now);
     }
     rt_cconn_close(c);
 }
@@ -788,6 +838,20 @@ void rt_proxy_drain(router *r)
             c->close_after = true;
         c = next;
     }
+}
+
+void rt_proxy_describe(router *r, int max)
+{
+    static const char *const RQ[] = {"idle", "head", "body", "done"};
+    static const char *const UP[] = {"none", "wait", "connect", "sent", "response"};
+    int k = 0;
+    for (rt_cconn *c = r->conns; c && k < max; c = c->next, k++)
+        cu_warn("router:   %s: request %s, upstream %s%s%s%s; %zu bytes queued to the client, "
+                "%zu read ahead%s", c->peer, RQ[c->rq], UP[c->up],
+                c->closing ? ", closing" : "", c->resp_started ? ", response started" : "",
+                c->bp_paused ? ", waiting for the upstream to read" : "",
+                c->s ? net_stream_queued(c->s) : 0, c->cin.len,
+                c->u && c->u->paused ? ", upstream paused" : "");
 }
 
 void rt_proxy_close_all(router *r)

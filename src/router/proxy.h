@@ -67,8 +67,8 @@ struct rt_cconn {
     int rq;
     bool bp_paused;                /* upstream's queue is full */
     bool close_after;              /* close once the response is out */
-    bool peer_eof;                 /* the client half-closed */
-    bool close_on_drain;
+    bool early;                    /* the upstream answered before the body ended */
+    bool lingering;                /* answered early: dropping the rest of the body */
     /* the exchange */
     bool active;
     uint64_t id, t0_ns;
@@ -79,6 +79,10 @@ struct rt_cconn {
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
     cu_buf rhead;                  /* the response head being written (reused) */
+    /* While one read is parsed, what it produces for the other side is
+     * gathered and written once after it (one syscall instead of several). */
+    bool cbatch, ubatch;
+    cu_buf cout, uout;
     bool replayable, head_sent, discard_body;
     rt_gen *gen;
     router_color color;
@@ -97,6 +101,7 @@ struct rt_cconn {
 
 /* proxy.c */
 void rt_cwrite(rt_cconn *c, const void *p, size_t n);
+void rt_cflush(rt_cconn *c);
 void rt_client_read_update(rt_cconn *c);
 void rt_arm(rt_cconn *c, int kind, uint64_t ms);
 /* A local answer (400, 408, 502, 504 ...); closes after it when `close`
@@ -120,6 +125,8 @@ void rt_head_value_done(rt_head *h);
 void rt_exchange_start(rt_cconn *c, router_color color);
 /* Body bytes (already framed for the upstream) from the client. */
 void rt_exchange_body(rt_cconn *c, const char *p, size_t n);
+/* Writes what body bytes were gathered while parsing a client read. */
+void rt_uflush(rt_cconn *c);
 /* The client went away or the exchange is abandoned: releases upstream
  * resources (the upstream connection closes if mid-exchange). */
 void rt_exchange_abort(rt_cconn *c);

@@ -1,9 +1,13 @@
 /* router/router.c: life cycle, weights, reload and drain (router.h).
  *
  * The weight is one atomic (basis points of green), so any thread may set
- * it and the next request sees it. The effective weight (after health) is
- * another atomic, recomputed on the loop thread whenever a server's health
- * changes and on the 1 s tick. */
+ * it and the next request sees it. Health overrides it through a second
+ * atomic (`override_bp`: -1, or 0 / 10000 while a colour has no healthy
+ * server), recomputed on the loop thread whenever a server's health changes
+ * and on the 1 s tick; a request reads both (rt_effective_bp), so neither
+ * writer can lose the other's update.
+ * The 1 s tick also closes pooled connections past their idle timeout,
+ * ends expired passive ejections and flushes the access log. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -125,6 +129,12 @@ int router_admin_port(const router *r) { return r->admin_port; }
 const conf_node *router_rollout_conf(const router *r) { return r->gen->cfg.rollout; }
 const conf_node *router_state_conf(const router *r) { return r->gen->cfg.state; }
 
+void router_set_reload_hook(router *r, void (*fn)(router *r, void *ctx), void *ctx)
+{
+    r->reload_hook = fn;
+    r->reload_ctx = ctx;
+}
+
 void router_set_status_hook(router *r, router_status_hook fn, void *ctx)
 {
     r->status_hook = fn;
@@ -242,6 +252,8 @@ int router_reload(router *r, char err[CU_ERRLEN])
     if (weight_changed)
         router_set_weight(r, weight);
     rt_update_effective(r);
+    if (r->reload_hook)
+        r->reload_hook(r, r->reload_ctx);
     return 0;
 }
 
@@ -260,8 +272,10 @@ void rt_conn_gone(router *r)
 static void on_drain_deadline(uv_timer_t *t)
 {
     router *r = t->data;
-    if (r->nconns)
+    if (r->nconns) {
         cu_warn("router: drain deadline: closing %zu connection(s)", r->nconns);
+        rt_proxy_describe(r, 10);
+    }
     rt_proxy_close_all(r);
 }
 
@@ -295,6 +309,7 @@ void router_free(router *r)
 {
     if (!r)
         return;
+    r->drain_done = NULL; /* freeing is not draining: no callback from here */
     close_listeners(r);
     rt_proxy_close_all(r);
     rt_admin_stop(r);

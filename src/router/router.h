@@ -117,6 +117,9 @@ int router_admin_port(const router *r);  /* bound admin port (-1 if none) */
 /* Re-reads the config file. On error the old config keeps running and err
  * says why (returns < 0). Listener addresses are not changed by a reload. */
 int router_reload(router *r, char err[CU_ERRLEN]);
+/* Called (loop thread) after each successful reload, once the new config
+ * is in force: the place to pick up a new router_rollout_conf(). */
+void router_set_reload_hook(router *r, void (*fn)(router *r, void *ctx), void *ctx);
 /* The rollout part of the config in force (NULL if absent); valid until the
  * next successful reload or router_free. */
 const conf_node *router_rollout_conf(const router *r);

@@ -149,6 +149,8 @@ void rt_proxy_accept(net_listener *l, net_stream *s, void *user);
 void rt_server_slot_free(rt_server *srv);
 /* Drain: closes idle client connections, marks busy ones to close. */
 void rt_proxy_drain(router *r);
+/* Logs the state of up to max client connections (drain deadline). */
+void rt_proxy_describe(router *r, int max);
 /* Closes every client connection now. */
 void rt_proxy_close_all(router *r);
 /* The upstream connection's callbacks (proxy.c owns the exchange logic). */
@@ -188,6 +190,8 @@ struct router {
     bool drain_timer_on;
     void (*drain_done)(void *arg);
     void *drain_arg;
+    void (*reload_hook)(router *r, void *ctx);
+    void *reload_ctx;
     router_status_hook status_hook;
     void *status_ctx;
     char *admin_prefix;

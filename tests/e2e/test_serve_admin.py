@@ -102,6 +102,8 @@ def test_cli_status_and_weight(router, tmp_path):
     assert p.returncode == 2
     p = run("weight", "green=10", "--admin", "http://127.0.0.1:1")
     assert p.returncode == 2   # no token file
+    p = run("status", "--admin", "http://127.0.0.1:1")
+    assert p.returncode == 1 and "ECONNREFUSED" in p.stderr, p.stderr
     assert TOKEN not in p.stdout + p.stderr
 
 
@@ -110,3 +112,14 @@ def test_admin_listener_is_separate(router):
     assert resp.status == 404
     st, _, body = router.get("/status")   # on the proxy port this is proxied, not admin
     assert b"weights" not in body
+
+
+def test_token_rotation_on_sighup(router, tmp_path):
+    import signal
+    from serve_util import wait_for
+    (tmp_path / "admin.token").write_text("rotated-token-abcdef\n")
+    router.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: router.admin("PUT", "/weights", {"green": 1},
+                                         token="rotated-token-abcdef")[0].status == 200)
+    assert router.admin("PUT", "/weights", {"green": 2})[0].status == 401   # the old token
+    assert "rotated-token-abcdef" not in router.log()

@@ -30,12 +30,23 @@ SMUGGLING = {
     "bare_lf_in_value": b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
     "bad_chunk_size": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                       b"zz\r\nabc\r\n0\r\n\r\n",
+    "te_twice": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te_in_http10": b"POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"0\r\n\r\n",
+    "cl_hex": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0x3\r\n\r\nabc",
+    "cl_empty": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\nabc",
+    "chunk_size_overflow": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+    "lf_only": b"GET /health HTTP/1.1\nHost: x\n\n",
+    "nul_in_name": b"GET /health HTTP/1.1\r\nHo\0st: x\r\n\r\n",
+    "http09": b"GET /\r\n\r\n",
 }
 
 
-@pytest.fixture(scope="module")
-def router(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("defences")
+@pytest.fixture
+def router(tmp_path):
+    tmp = tmp_path
     blue = start_upstream(tmp, "--color", "blue", name="blue")
     green = start_upstream(tmp, "--color", "green", name="green")
     cfg = write_config(tmp, "weight: 50\nlimits: { header_bytes: 4096, headers: 20 }\n"
@@ -54,6 +65,14 @@ def test_smuggling_gets_400_and_close(router, name):
     assert out.startswith(b"HTTP/1.1 400 "), out[:200]
     assert closed, "the connection must close after a 400"
     assert out.count(b"HTTP/1.1") == 1, out   # nothing was smuggled through
+
+
+@pytest.mark.parametrize("te", [b"gzip, chunked", b"identity", b"xchunked"])
+def test_other_transfer_codings_get_501(router, te):
+    out, closed = raw_exchange(router.port, b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                               b"Transfer-Encoding: " + te + b"\r\n\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 501 ") or out.startswith(b"HTTP/1.1 400 "), out[:100]
+    assert closed
 
 
 def test_smuggling_after_a_good_request_on_the_same_connection(router):

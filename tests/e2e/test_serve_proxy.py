@@ -41,7 +41,7 @@ def test_connect_failure_retried_on_other_colour(tmp_path, blue, retry):
         c = r.conn()
         for _ in range(5):
             st, color, _ = r.get("/health", conn=c)
-            assert (st, color) == ((200, "blue") if retry else (502, None))
+            assert (st, color) == ((200, "blue") if retry else (502, "green"))
         # a POST that never reached any upstream is retried too
         c.request("POST", "/echo", body=b"payload")
         resp = c.getresponse()
@@ -132,3 +132,70 @@ def test_tls_termination_and_https_upstream(tmp_path):
     finally:
         assert r.stop() == 0, r.log()
         stop(up.proc)
+
+
+def test_early_answer_is_readable_before_the_body_ends(tmp_path):
+    """An upstream that answers 413 right after the head (and then drains
+    the body, as a careful server does): the router forwards the 413 at once
+    and reads the rest of the client's body rather than resetting the
+    client, which therefore gets to read the 413."""
+    import socketserver
+
+    class Early(socketserver.StreamRequestHandler):
+        def handle(self):
+            clen = 0
+            self.rfile.readline()
+            while True:
+                h = self.rfile.readline()
+                if h in (b"\r\n", b""):
+                    break
+                if h.lower().startswith(b"content-length:"):
+                    clen = int(h.split(b":")[1])
+            self.wfile.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n"
+                             b"Connection: close\r\n\r\nbig")
+            self.wfile.flush()
+            while clen > 0:
+                d = self.rfile.read(min(clen, 1 << 20))
+                if not d:
+                    break
+                clen -= len(d)
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Early)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    cfg = write_config(tmp_path, "weight: 0\n" + upstreams_yaml([url], [url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn(timeout=30)
+        c.request("POST", "/up", body=b"q" * (32 << 20))
+        resp = c.getresponse()
+        assert resp.status == 413 and resp.read() == b"big"
+        c.close()
+    finally:
+        assert r.stop() == 0, r.log()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_passive_ejection_on_connect_failures(tmp_path, blue):
+    dead = f"http://127.0.0.1:{free_port()}"
+    extra = "    health: { eject_after: 2, eject_time: 30s }\n"
+    cfg = write_config(tmp_path, "weight: 100\n" +
+                       upstreams_yaml([blue.url], [dead], health=False, extra=extra))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        for _ in range(10):
+            assert r.get("/health", conn=c)[:2] == (200, "blue")
+        c.close()
+        st = r.status()
+        assert st["upstreams"]["green"]["servers"][0]["ejected"] is True
+        assert st["effective_weights"]["green"] == 0.0
+        # two connect failures (each retried on blue), then straight to blue
+        assert st["windows"]["1m"]["green"]["transport_errors"] == 2
+        m = r.admin("GET", "/metrics", token=None)[1].decode()
+        assert 'cutover_retries_total{color="blue"} 2' in m
+        assert 'cutover_server_up{color="green",server="%s"} 0' % dead in m
+    finally:
+        assert r.stop() == 0, r.log()

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "router/router.h"
 
@@ -179,10 +180,74 @@ static void test_controller_interface(void **state)
     cu_buf_free(&w.last_body);
 }
 
+static void on_reload(router *r, void *ctx)
+{
+    int *n = ctx;
+    (*n)++;
+    assert_non_null(router_rollout_conf(r));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* router_reload from a file: the hook fires after a good reload only; a
+ * broken file keeps the old config (and says where it broke). */
+static void test_reload_hook(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cutover-router-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = cu_asprintf("%s/serve.yml", dir);
+    const char *ups = "upstreams:\n  blue: { servers: \"http://127.0.0.1:1\" }\n"
+                      "  green: { servers: \"http://127.0.0.1:2\" }\n";
+    char *v1 = cu_asprintf("listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nweight: 5\n"
+                           "rollout: { steps: [1] }\n%s", ups);
+    char *v2 = cu_asprintf("listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\nweight: 7\n"
+                           "rollout: { steps: [1, 2] }\n%s", ups);
+    write_file(path, v1);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[CU_ERRLEN];
+    router_config cfg;
+    assert_int_equal(router_config_load(&cfg, path, err), 0);
+    router *r;
+    assert_int_equal(router_start(&r, &loop, &cfg, err), 0);
+    int reloads = 0;
+    router_set_reload_hook(r, on_reload, &reloads);
+    router_set_weight(r, 42);
+    write_file(path, v2);
+    assert_int_equal(router_reload(r, err), 0);
+    assert_int_equal(reloads, 1);
+    assert_int_equal(conf_get(router_rollout_conf(r), "steps")->n, 2);
+    assert_true(router_weight(r) == 7); /* the file's weight changed: it applies */
+    router_set_weight(r, 42);
+    assert_int_equal(router_reload(r, err), 0); /* same file: the live weight stays */
+    assert_true(router_weight(r) == 42);
+    write_file(path, "weight: [1\n");
+    assert_true(router_reload(r, err) < 0);
+    assert_non_null(strstr(err, path));
+    assert_int_equal(reloads, 2);
+    assert_int_equal(conf_get(router_rollout_conf(r), "steps")->n, 2);
+    router_free(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    remove(path);
+    rmdir(dir);
+    free(path);
+    free(v1);
+    free(v2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_controller_interface),
+        cmocka_unit_test(test_reload_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
