@@ -135,7 +135,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, CU_ERRLEN, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        rt_fmt(err, CU_ERRLEN, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
         sqlite3_close(db);
         return -ENOENT;
     }
@@ -143,7 +143,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
     json_t *arr = rj_decisions_json_db(db, limit);
     sqlite3_close(db);
     if (!arr) {
-        snprintf(err, CU_ERRLEN, "%s: not a cutover journal", path);
+        rt_fmt(err, CU_ERRLEN, "%s: not a cutover journal", path);
         return -EINVAL;
     }
     render_events(arr, json, out);
@@ -170,7 +170,7 @@ int rollout_events_table(const char *text, cu_buf *out, char err[CU_ERRLEN])
     json_error_t je;
     json_t *arr = json_loads(text, 0, &je);
     if (!arr || !json_is_array(arr)) {
-        snprintf(err, CU_ERRLEN, "events: expected a JSON array (%s)", arr ? "got another value"
+        rt_fmt(err, CU_ERRLEN, "events: expected a JSON array (%s)", arr ? "got another value"
                                                                             : je.text);
         json_decref(arr);
         return -EINVAL;
@@ -180,10 +180,19 @@ int rollout_events_table(const char *text, cu_buf *out, char err[CU_ERRLEN])
     return 0;
 }
 
+/* Never writes a NULL: a value jansson could not build or encode becomes
+ * a fixed error body (and a 500 if the status said all was well). */
 static int reply(cu_buf *out, int status, json_t *o)
 {
-    char *s = json_dumps(o, JSON_INDENT(2));
-    cu_buf_appends(out, s);
+    char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    if (!s) {
+        cu_error("rollout: cannot encode an admin API answer as JSON");
+        if (status < 400)
+            status = 500;
+        cu_buf_appends(out, "{\"ok\": false, \"error\": \"the answer could not be encoded as JSON\"}");
+    } else {
+        cu_buf_appends(out, s);
+    }
     cu_buf_appendc(out, '\n');
     free(s);
     json_decref(o);
@@ -202,7 +211,7 @@ static const char *query_param(const char *q, const char *name, char *buf, size_
         if (strncmp(q, name, len) == 0 && q[len] == '=') {
             const char *v = q + len + 1;
             size_t k = strcspn(v, "&");
-            snprintf(buf, n, "%.*s", (int)CU_MIN(k, n - 1), v);
+            rt_fmt(buf, n, "%.*s", (int)CU_MIN(k, n - 1), v);
             return buf;
         }
         q = strchr(q, '&');
@@ -230,16 +239,17 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
     size_t rl = strcspn(p, "?/");
     const char *query = strchr(p, '?');
     query = query ? query + 1 : "";
-    snprintf(route, sizeof route, "%.*s", (int)CU_MIN(rl, sizeof route - 1), p);
+    rt_fmt(route, sizeof route, "%.*s", (int)rt_utf8_cut(p, CU_MIN(rl, sizeof route - 1)), p);
+    rt_utf8_clean(route); /* the path's bytes are the client's */
     if (!route[0])
-        snprintf(route, sizeof route, "status");
+        rt_fmt(route, sizeof route, "status");
     size_t r = 0;
     while (r < CU_ARRAY_LEN(routes) && strcmp(route, routes[r]) != 0)
         r++;
     if (r == CU_ARRAY_LEN(routes)) {
         char msg[256];
         const char *near = cu_nearest(route, routes, CU_ARRAY_LEN(routes));
-        snprintf(msg, sizeof msg, "unknown rollout route '%s'%s%s%s", route,
+        rt_fmt(msg, sizeof msg, "unknown rollout route '%s'%s%s%s", route,
                  near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         return reply_err(out_json, 404, msg);
     }
@@ -270,13 +280,26 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
         if (!b || !json_is_object(b)) {
             json_decref(b);
             char msg[300];
-            snprintf(msg, sizeof msg, "the body must be a JSON object such as {\"by\": \"alice\"}: %s",
+            rt_fmt(msg, sizeof msg, "the body must be a JSON object such as {\"by\": \"alice\"}: %s",
                      je.text);
             return reply_err(out_json, 400, msg);
         }
-        const char *who = json_string_value(json_object_get(b, "by"));
-        if (who)
-            snprintf(by, sizeof by, "%s", who);
+        /* jansson has checked the UTF-8; the length is ours to bound */
+        json_t *w = json_object_get(b, "by");
+        if (w && !json_is_string(w)) {
+            json_decref(b);
+            return reply_err(out_json, 400, "\"by\" must be a string such as \"alice\"");
+        }
+        if (w && (json_string_length(w) > ROLLOUT_BY_MAX ||
+                  !rt_utf8_valid(json_string_value(w), json_string_length(w)))) {
+            char msg[200];
+            rt_fmt(msg, sizeof msg, "\"by\" must be valid UTF-8 without NUL bytes, at most %d "
+                   "bytes (got %zu)", ROLLOUT_BY_MAX, json_string_length(w));
+            json_decref(b);
+            return reply_err(out_json, 400, msg);
+        }
+        if (w && json_string_length(w))
+            rt_fmt(by, sizeof by, "%s", json_string_value(w));
         json_decref(b);
     }
     char err[CU_ERRLEN];

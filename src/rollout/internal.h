@@ -117,6 +117,17 @@ rj *rollout__journal(rollout_ctl *c);
 const rollout_plan *rollout__plan(const rollout_ctl *c);
 int64_t rollout__now(const rollout_ctl *c);
 
+/* ---- text (text.c): JSON strings must be valid UTF-8 ---- */
+/* Whether s[0..len) is valid UTF-8 without NUL bytes. */
+bool rt_utf8_valid(const char *s, size_t len);
+/* Replaces each byte that is not part of a valid UTF-8 character with '?'. */
+void rt_utf8_clean(char *s);
+/* The longest prefix of s[0..max) (s holds at least max bytes) that does
+ * not end inside a multi-byte character. */
+size_t rt_utf8_cut(const char *s, size_t max);
+/* snprintf that, when it truncates, cuts on a character boundary. */
+int rt_fmt(char *buf, size_t n, const char *fmt, ...) CU_PRINTF(3, 4);
+
 /* ISO 8601 UTC with milliseconds. */
 void rj_iso_time(int64_t ms, char *buf, size_t n);
 

@@ -44,7 +44,7 @@ static const char schema[] =
     " errors_5xx INTEGER, transport_errors INTEGER, seconds REAL, latency BLOB,"
     " PRIMARY KEY(minute_ms, color));"
     "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT,"
-    " decision INTEGER, event TEXT, payload TEXT, created_ms INTEGER, delivered_ms INTEGER,"
+    " decision INTEGER, event TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER, delivered_ms INTEGER,"
     " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, delivered_ms, id);";
 
@@ -308,21 +308,48 @@ uint64_t rj_decision_count(rj *j)
 int rj_outbox_next(rj *j, const char *receiver, rj_outbox_row *row)
 {
     memset(row, 0, sizeof *row);
-    sqlite3_stmt *st = prep(j, "SELECT id, event, payload, attempts FROM outbox WHERE receiver=?"
-                               " AND delivered_ms IS NULL ORDER BY id LIMIT 1");
-    if (!st)
-        return -EIO;
-    sqlite3_bind_text(st, 1, receiver, -1, SQLITE_STATIC);
-    int found = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        found = 1;
+    /* a bad row (no event or payload: a journal older than the NOT NULL
+     * constraint) is set aside with delivered_ms = 0 and last_error, so it
+     * neither crashes the pump nor holds back the receiver's later rows */
+    for (int bad = 0; bad < 100; bad++) {
+        sqlite3_stmt *st = prep(j, "SELECT id, event, payload, attempts FROM outbox WHERE"
+                                   " receiver=? AND delivered_ms IS NULL ORDER BY id LIMIT 1");
+        if (!st)
+            return -EIO;
+        sqlite3_bind_text(st, 1, receiver, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            sqlite3_finalize(st);
+            return 0;
+        }
+        if (rc != SQLITE_ROW) {
+            cu_error("journal: reading the outbox: %s", sqlite3_errmsg(j->db));
+            sqlite3_finalize(st);
+            return -EIO;
+        }
         row->id = sqlite3_column_int64(st, 0);
-        row->event = cu_strdup((const char *)sqlite3_column_text(st, 1));
-        row->payload = cu_strdup((const char *)sqlite3_column_text(st, 2));
-        row->attempts = sqlite3_column_int(st, 3);
+        const char *ev = (const char *)sqlite3_column_text(st, 1);
+        const char *pl = (const char *)sqlite3_column_text(st, 2);
+        if (ev && pl) {
+            row->event = cu_strdup(ev);
+            row->payload = cu_strdup(pl);
+            row->attempts = sqlite3_column_int(st, 3);
+            sqlite3_finalize(st);
+            return 1;
+        }
+        sqlite3_finalize(st);
+        cu_error("journal: outbox row %lld for %s has no %s: set aside, not delivered",
+                 (long long)row->id, receiver, ev ? "payload" : "event");
+        st = prep(j, "UPDATE outbox SET delivered_ms=0, last_error='bad row: no event or payload,"
+                     " not delivered' WHERE id=?");
+        if (!st)
+            return -EIO;
+        sqlite3_bind_int64(st, 1, row->id);
+        if (step_done(j, st) < 0)
+            return -EIO;
+        row->id = 0;
     }
-    sqlite3_finalize(st);
-    return found;
+    return 0;
 }
 
 void rj_outbox_row_free(rj_outbox_row *row)

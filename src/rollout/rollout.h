@@ -215,7 +215,11 @@ void rollout_close(rollout_ctl *c);
  * when due, hold deadlines, per-minute aggregates, the notification outbox. */
 void rollout_tick(rollout_ctl *c);
 
-/* Commands. `by` names who asked (journaled; may be NULL). Return 0, or
+/* Longest `by` the admin API accepts, in bytes of UTF-8. */
+#define ROLLOUT_BY_MAX 64
+
+/* Commands. `by` names who asked (journaled; may be NULL; cut at 127 bytes
+ * on a character boundary, bytes that are not UTF-8 replaced by '?'). Return 0, or
  * -EINVAL / -EALREADY / -EIO with err saying why ("not paused"). */
 int rollout_start(rollout_ctl *c, const char *by, char err[CU_ERRLEN]);
 int rollout_pause(rollout_ctl *c, const char *by, char err[CU_ERRLEN]);
