@@ -157,7 +157,9 @@ typedef struct rollout_plan {
 } rollout_plan;
 
 /* Parses the `rollout:` map. Returns 0, or -EINVAL with err =
- * "file:line:col: message"; unknown keys warn with the nearest valid key.
+ * "file:line:col: message". Unknown keys are errors (with the nearest valid
+ * key); analysis.gates, analysis.rollback_when and each step's hold are
+ * required ([] opts out of gates or tripwires, with a warning).
  * *out is owned by the caller (rollout_plan_free). */
 int rollout_plan_parse(const conf_node *node, rollout_plan **out, char err[CU_ERRLEN]);
 void rollout_plan_free(rollout_plan *p);

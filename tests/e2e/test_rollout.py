@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import BIN, ENV, start_upstream, stop, write
+from conftest import BIN, ENV, run, start_upstream, stop, write
 from serve_util import TOKEN, start_router, upstreams_yaml, wait_for, write_config
 
 
@@ -313,3 +313,24 @@ def test_webhook_gets_every_event_once_in_order(tmp_path):
     finally:
         assert st.close() == 0
         srv.shutdown()
+
+
+def test_plan_typos_stop_serve(tmp_path):
+    """A typo in the plan must never silently mean no gate: serve refuses to
+    start, naming file:line:column and the nearest valid key."""
+    good = plan([(10, "1s", False), (100, "1s", False)])
+    cases = [
+        (good.replace("    gates:", "    gatess:"), "unknown key 'gatess' in rollout.analysis "
+                                                    "(did you mean 'gates'?)"),
+        ("".join(l for l in good.splitlines(True) if "rollback_when" not in l) +
+         "  rollback_when: [\"error_rate > 2%\"]\n",
+         "'rollback_when' does not belong in rollout but in rollout.analysis"),
+        (good.replace("hold: 1s", "hlod: 48h", 1), "did you mean 'hold'?"),
+        (good.replace("hold: 1s", "hold: 1s, aprove: true", 1), "did you mean 'approve'?"),
+    ]
+    for text, want in cases:
+        cfg = write_config(tmp_path, upstreams_yaml(["http://127.0.0.1:9"], ["http://127.0.0.1:9"],
+                                                    health=False) + text)
+        p = run("serve", cfg, timeout=30)
+        assert p.returncode == 1, (want, p.stderr)
+        assert want in p.stderr and f"{cfg}:" in p.stderr, (want, p.stderr)

@@ -191,34 +191,66 @@ static void test_plan_errors(void **state)
     static const struct {
         const char *yaml, *want;
     } cases[] = {
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
          "    gates: [ \"error_rate < 1%\", \"p59 < 500ms\" ]\n",
          "plan.yml:6:34: unknown metric 'p59' (did you mean 'p50'?)"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
-         "    rollback_when:\n      - 'error_rate > 2 %'\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
+         "    rollback_when:\n      - 'error_rate > 2 %'\n    gates: []\n",
          "plan.yml:7:25: unexpected '%' after the gate"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
          "    gates:\n      - p95 < 500\n",
          "plan.yml:7:13: cannot compare a duration with a plain number"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 50 }, { weight: 10 } ]\n",
-         "plan.yml:4:38: weights must increase"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 50, hold: 0s }, { weight: 10 } ]\n",
+         "plan.yml:4:48: weights must increase"},
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 150 } ]\n",
          "plan.yml:4:22: weight must be a number in (0, 100]"},
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 2 weeks } ]\n",
          "plan.yml:4:32: hold must be a duration"},
-        {"rollout:\n  from: blue\n  to: blue\n  steps: [ { weight: 10 } ]\n",
+        {"rollout:\n  from: blue\n  to: blue\n  steps: [ { weight: 10, hold: 0s } ]\n",
          "plan.yml:3:7: rollout.to must differ"},
         {"rollout:\n  from: blue\n  to: green\n", "plan.yml:2:3: rollout: 'steps' is required"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis: "
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis: "
          "{ interval: 500ms }\n", "plan.yml:5:25: the analysis interval must be at least 1s"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { webhook: \"ftp://x\" }\n", "plan.yml:6:18: webhook:"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { webhook: \"ftp://x\" }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n", "plan.yml:6:18: webhook:"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n",
          "plan.yml:6:7: a receiver needs exactly one of"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n",
          "plan.yml:6:42: unknown event 'rollbak' (did you mean 'rollback'?)"},
+        /* typos that used to mean no gate, no tripwire, no hold or no approval */
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gatess: [ \"p95 < 500ms\" ]\n    rollback_when: []\n",
+         "plan.yml:6:5: unknown key 'gatess' in rollout.analysis (did you mean 'gates'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates: [ \"p95 < 500ms\" ]\n  rollback_when: [ \"error_rate > 5%\" ]\n",
+         "plan.yml:7:3: 'rollback_when' does not belong in rollout but in rollout.analysis"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hlod: 48h } ]\n",
+         "plan.yml:4:26: unknown key 'hlod' in a step (did you mean 'hold'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m, aprove: true } ]\n",
+         "plan.yml:4:36: unknown key 'aprove' in a step (did you mean 'approve'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n",
+         "plan.yml:4:12: step 1 needs a hold"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n",
+         "plan.yml:2:3: rollout: 'analysis' is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { rollback_when: [] }\n",
+         "plan.yml:5:13: rollout.analysis.gates is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates: [ \"p95 < 500ms\" ]\n",
+         "plan.yml:6:5: rollout.analysis.rollback_when is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates:\n    rollback_when: []\n",
+         "rollout.analysis.gates is empty"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { gates: [], rollback_when: [] }\n  notify: [ { exec: cat, timout: 2s } ]\n",
+         "plan.yml:6:26: unknown key 'timout' in a rollout.notify item (did you mean 'timeout'?)"},
+        {"rollout:\n  form: blue\n  to: green\n",
+         "plan.yml:2:3: unknown key 'form' in rollout (did you mean 'from'?)"},
     };
     for (size_t i = 0; i < CU_ARRAY_LEN(cases); i++) {
         char err[CU_ERRLEN] = "";
@@ -266,6 +298,13 @@ static void test_plan_ok_and_formulas(void **state)
     assert_non_null(strstr(b.data, "shortest time to promote: 12d"));
     assert_non_null(strstr(b.data, "time for failing gates to roll back: 4m"));
     cu_buf_free(&b);
+    rollout_plan_free(p);
+    /* the explicit opt-outs: no gates, no tripwires, a hold of 0s */
+    p = plan_from("rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 100, hold: 0s } ]\n"
+                  "  analysis: { gates: [], rollback_when: [] }\n", NULL);
+    assert_int_equal(p->ngates, 0);
+    assert_int_equal(p->ntripwires, 0);
+    assert_int_equal(p->steps[0].hold_ms, 0);
     rollout_plan_free(p);
 }
 

@@ -253,7 +253,7 @@ static void test_hold_growing_window(void **state)
     env_open(&e, "rollout:\n  from: blue\n  to: green\n"
                  "  steps: [ { weight: 10, hold: 1m }, { weight: 100, hold: 1m } ]\n"
                  "  analysis: { interval: 1m, window: step, min_requests: 100,"
-                 " gates: [ \"p95 < 500ms\" ] }\n");
+                 " gates: [ \"p95 < 500ms\" ], rollback_when: [] }\n");
     e.f.rate[1] = 0.5; /* green: 30 requests a minute */
     e.f.rate[0] = 5;
     char err[CU_ERRLEN];
@@ -276,7 +276,7 @@ static void test_receiver_event_filter(void **state)
     (void)state;
     env e;
     env_open(&e, "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
-                 "  analysis: { interval: 1m, min_requests: 100 }\n"
+                 "  analysis: { interval: 1m, min_requests: 100, gates: [], rollback_when: [] }\n"
                  "  notify: [ { exec: \"cat\" }, { exec: \"true\", events: [ rollback, promoted ] } ]\n");
     char err[CU_ERRLEN];
     assert_int_equal(rollout_start(e.c, "t", err), 0);
@@ -295,7 +295,8 @@ static void test_approval(void **state)
     env e;
     env_open(&e, "rollout:\n  from: blue\n  to: green\n"
                  "  steps: [ { weight: 10, hold: 5m, approve: true }, { weight: 100, hold: 5m } ]\n"
-                 "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ] }\n");
+                 "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ],"
+                 " rollback_when: [] }\n");
     char err[CU_ERRLEN];
     assert_int_equal(rollout_approve(e.c, "alice", err), -EINVAL);
     assert_non_null(strstr(err, "nothing waits for approval"));
