@@ -25,6 +25,9 @@ const char *rx_op_text(int op);
 bool rx_compare(int op, double l, double r);
 /* Whether a latency metric of the new (baseline=false) or old colour is read. */
 bool rx_uses_latency(const rollout_expr *e, bool baseline);
+/* The load-time warning of a gate that parses but is probably a slip
+ * (already logged), or NULL. */
+const char *rx_warning(const rollout_expr *e);
 /* "0.42%", "412.0ms", "3.20/s", "500". */
 void rx_format(double v, int dim, char *buf, size_t n);
 

@@ -65,7 +65,8 @@ typedef struct rollout_target_ops {
 
 /* ---- gate expressions ------------------------------------------------------ */
 /* Grammar: side OP side, OP one of < <= > >= == !=; a side is arithmetic
- * (+ - * / parentheses) over numbers with units (1%, 0.5%, 500ms, 2s, 1m),
+ * (+ - * / parentheses) over numbers with units (1%, 0.5%, 500ms, 2s, 1min;
+ * `m` is refused as a likely 500ms typo),
  * metrics of the new colour (error_rate p50 p90 p95 p99 rps requests) and
  * the same metrics of the old colour as baseline.<metric>. Units are
  * checked: latencies compare with durations, error_rate with percentages. */

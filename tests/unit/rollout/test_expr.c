@@ -28,7 +28,7 @@ static void test_expr_parse_ok(void **state)
     static const char *const ok[] = {
         "error_rate < 1%", "p95 < 500ms", "p99 <= 2s", "p95 <= baseline.p95 * 1.2",
         "error_rate <= baseline.error_rate + 0.5%", "rps > 5", "requests >= 100",
-        "p50 / baseline.p50 < 1.5", "(p90 - baseline.p90) < 50ms", "p95<1m",
+        "p50 / baseline.p50 < 1.5", "(p90 - baseline.p90) < 50ms", "p95<1min",
         "error_rate != 100%", "-p95 > -1s"};
     char err[CU_ERRLEN];
     for (size_t i = 0; i < CU_ARRAY_LEN(ok); i++) {
@@ -71,6 +71,36 @@ static void test_expr_errors(void **state)
     expect_parse_error("1% < 2%", "3:10: the gate reads no metric of the new colour");
     expect_parse_error("", "3:10: unexpected end");
     expect_parse_error("p95 < baseline", "3:24: baseline needs a metric");
+    /* slips that used to parse into gates that always pass */
+    expect_parse_error("p95 < 500m", "3:19: 'm' is not a unit in gates: did you mean 500ms? "
+                                     "(write min for minutes)");
+    expect_parse_error("p95 <= p95 * 1.2", "3:17: both sides read the new colour and neither "
+                                           "the old one: compare against the old colour with "
+                                           "baseline.<metric>");
+    expect_parse_error("error_rate - error_rate < 1%", "3:21: error_rate - error_rate is always "
+                                                       "0: did you mean error_rate - "
+                                                       "baseline.error_rate?");
+    expect_parse_error("p95 / p95 < 2", "is always 1");
+}
+
+/* Gates that parse but are probably slips carry a warning. */
+static void test_expr_warnings(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN];
+    rollout_expr *e = rollout_expr_parse("p95 < 2min", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    assert_non_null(strstr(rx_warning(e), "g.yml:3:16: a latency threshold of 2min is above 60 s"));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p95 < 60s", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_null(rx_warning(e));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p99 < 5m" "in", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    rollout_expr_free(e);
 }
 
 /* The hard way: every prefix of valid gates, and random strings over the
@@ -480,6 +510,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expr_parse_ok), cmocka_unit_test(test_expr_errors),
+        cmocka_unit_test(test_expr_warnings),
         cmocka_unit_test(test_expr_prefixes_and_fuzz),
         cmocka_unit_test(test_plan_errors),   cmocka_unit_test(test_plan_ok_and_formulas),
         cmocka_unit_test(test_judge),         cmocka_unit_test(test_analyse),
