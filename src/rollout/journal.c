@@ -26,6 +26,7 @@
 struct rj {
     sqlite3 *db;
     int lock_fd;
+    bool failing;   /* a statement failed: log again only once a COMMIT succeeds */
 };
 
 static const char schema[] =
@@ -73,10 +74,14 @@ static int exec(rj *j, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cu_error("journal: %s: %s", sql, msg ? msg : "?");
+        if (!j->failing)
+            cu_error("journal: %s: %s", sql, msg ? msg : "?");
+        j->failing = true;
         sqlite3_free(msg);
         return -EIO;
     }
+    if (strcmp(sql, "COMMIT") == 0)
+        j->failing = false;
     return 0;
 }
 

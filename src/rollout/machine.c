@@ -35,6 +35,7 @@ struct rollout_ctl {
     int64_t pending_seq;     /* newest decision journaled but not yet acted */
     uint64_t decisions, recovered;
     int64_t last_minute_ms;
+    bool journal_failing;    /* the last decision could not be journaled (logged once) */
     rollout_sample s_new, s_old;
 };
 
@@ -128,7 +129,7 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
     char *rec_s = json_dumps(rec, JSON_COMPACT);
     int64_t seq = 0;
     int rc = rec_s ? rj_begin(c->j) : -EINVAL;
-    bool began = rec_s != NULL;
+    bool began = rc == 0;
     if (rc == 0)
         rc = rj_add_decision(c->j, now, &n, kind, verdict, action, rec_s, &seq);
     if (rc == 0 && weight_changed)
@@ -164,13 +165,20 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
             rj_rollback(c->j);
         if (!rec_s)
             cu_error("rollout: cannot encode the decision '%s' as JSON", action);
-        cu_error("rollout: cannot journal the decision '%s'", action);
+        if (!c->journal_failing)
+            cu_error("rollout: cannot journal the decision '%s' (logged once until the journal "
+                     "takes a decision again; analyses go on in memory)", action);
+        c->journal_failing = true;
         if (n.weight == 0 && c->st.weight != 0) { /* still get traffic off the new colour */
+            cu_error("rollout: %s to 0%% without a journal record: %s", c->plan->to, action);
             c->st = n;
             act(c);
         }
         return -EIO;
     }
+    if (c->journal_failing)
+        cu_info("rollout: the journal takes decisions again ('%s')", action);
+    c->journal_failing = false;
     c->st = n;
     c->decisions++;
     c->pending_seq = seq;
@@ -305,6 +313,18 @@ static bool check_tripwires(rollout_ctl *c, int64_t now)
     return true;
 }
 
+/* An analysis whose decision the journal refused still happened: keep its
+ * counters and the schedule in memory, so failures add up toward the limit
+ * (whose rollback to weight 0 happens even unjournaled) and the next
+ * analysis waits an interval instead of re-running at every tick. */
+static void keep_in_memory(rollout_ctl *c, const rj_state *n)
+{
+    c->st.failures = n->failures;
+    c->st.errors = n->errors;
+    c->st.last_analysis_ms = n->last_analysis_ms;
+    c->st.next_analysis_ms = n->next_analysis_ms;
+}
+
 static void analyse(rollout_ctl *c, int64_t now)
 {
     const rollout_plan *p = c->plan;
@@ -362,7 +382,9 @@ static void analyse(rollout_ctl *c, int64_t now)
                          p->from, p->to, n.step + 1, p->to, n.weight);
             }
             n.awaiting_approval = true;
-            decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
+            if (decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev,
+                       nev) < 0)
+                keep_in_memory(c, &n);
             return;
         }
         c->st.last_analysis_ms = now;
@@ -390,7 +412,8 @@ static void analyse(rollout_ctl *c, int64_t now)
         rj_iso_time(c->st.deadline_ms, iso, sizeof iso);
         rt_fmt(action, sizeof action, "continue: hold at %g%% until %s", n.weight, iso);
     }
-    decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
+    if (decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev) < 0)
+        keep_in_memory(c, &n);
 }
 
 static void record_minute(rollout_ctl *c, int64_t now)

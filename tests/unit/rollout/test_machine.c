@@ -586,6 +586,35 @@ static void test_journal_refuses(void **state)
     env_close(&e);
 }
 
+/* While the journal refuses writes the gates still count: failed analyses
+ * add up in memory, the next analysis waits an interval (not every tick),
+ * and the failure limit rolls back to weight 0 (unjournaled). */
+static void test_journal_refuses_gates_still_roll_back(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml); /* failure_limit 1 */
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL), SQLITE_OK);
+    fake_traffic(&e.f, 1, 1000, 0, 0, 900); /* p95 ~900 ms > 500 ms: green fails its gates */
+    run_for(e.c, &e.f, 60000);              /* first analysis: failure 1, not journaled */
+    rollout_info in = info_of(e.c);
+    assert_int_equal(in.failures, 1);
+    assert_int_equal(in.next_analysis_ms, T0 + 120000);
+    assert_true(e.f.weight == 10);
+    uint64_t reads = e.f.reads;
+    run_for(e.c, &e.f, 59000); /* only the tripwires read: 2 windows a tick */
+    assert_int_equal(e.f.reads - reads, 2 * 59);
+    run_for(e.c, &e.f, 1000);  /* failure 2 > failure_limit 1: rollback, weight 0 */
+    in = info_of(e.c);
+    assert_int_equal(in.state, ROLLOUT_ROLLED_BACK);
+    assert_true(e.f.weight == 0);
+    assert_int_equal(in.decisions, 1); /* only the start was journaled */
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_timer_on_loop),
         cmocka_unit_test(test_minute_aggregates),
         cmocka_unit_test(test_journal_refuses),
+        cmocka_unit_test(test_journal_refuses_gates_still_roll_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
