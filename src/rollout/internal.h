@@ -74,8 +74,10 @@ typedef struct rj_outbox_row {
 
 int rj_open(rj **out, const char *path, char err[CU_ERRLEN]);
 void rj_close(rj *j);
-/* 1 and *st filled when a state row exists, 0 when the journal is new. */
-int rj_load_state(rj *j, rj_state *st);
+/* 1 and *st filled when a state row exists, 0 when the journal is new
+ * (no row), < 0 with err filled when the row cannot be read or names an
+ * unknown state (never mistaken for a new journal). */
+int rj_load_state(rj *j, rj_state *st, char err[CU_ERRLEN]);
 int rj_begin(rj *j);
 int rj_commit(rj *j);
 void rj_rollback(rj *j);
@@ -89,8 +91,9 @@ int rj_outbox_add(rj *j, const char *receiver, int64_t seq, const char *event,
                   const char *payload, int64_t time_ms);
 /* Outside: */
 int rj_mark_acted(rj *j, int64_t seq);
-/* Sequence numbers of decisions not yet acted on, oldest first (up to max). */
-size_t rj_unacted(rj *j, int64_t *seqs, size_t max);
+/* Sequence numbers of decisions not yet acted on, oldest first (up to max,
+ * count in *n). Returns 0 or -EIO. */
+int rj_unacted(rj *j, int64_t *seqs, size_t max, size_t *n);
 uint64_t rj_decision_count(rj *j);
 /* The oldest undelivered row for a receiver: 1 found, 0 none, < 0 error. */
 int rj_outbox_next(rj *j, const char *receiver, rj_outbox_row *row);

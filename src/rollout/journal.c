@@ -57,12 +57,13 @@ const char *rollout_state_name(rollout_state s)
     return (unsigned)s < CU_ARRAY_LEN(state_names) ? state_names[s] : "?";
 }
 
+/* The state named s, or -1 (unknown or NULL: a damaged journal). */
 static int state_of(const char *s)
 {
     for (size_t i = 0; s && i < CU_ARRAY_LEN(state_names); i++)
         if (strcmp(s, state_names[i]) == 0)
             return (int)i;
-    return ROLLOUT_IDLE;
+    return -1;
 }
 
 sqlite3 *rj_db(rj *j)
@@ -158,20 +159,38 @@ static int step_done(rj *j, sqlite3_stmt *st)
     return 0;
 }
 
-int rj_load_state(rj *j, rj_state *s)
+int rj_load_state(rj *j, rj_state *s, char err[CU_ERRLEN])
 {
     sqlite3_stmt *st = prep(j, "SELECT run, state, step, weight, step_started_ms, deadline_ms,"
                                " next_analysis_ms, last_analysis_ms, failures, errors,"
                                " awaiting_approval, hold_notified, updated_ms FROM state WHERE id=1");
-    if (!st)
+    if (!st) {
+        snprintf(err, CU_ERRLEN, "cannot read the rollout state: %s", sqlite3_errmsg(j->db));
         return -EIO;
+    }
     int found = 0;
     memset(s, 0, sizeof *s);
     s->step = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        /* an unreadable state row is not a new journal: opening idle would
+         * drop a rollout half-way and leave the router's weight alone */
+        snprintf(err, CU_ERRLEN, "cannot read the rollout state: %s", sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        return -EIO;
+    }
+    if (rc == SQLITE_ROW) {
         found = 1;
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        s->state = state_of(name);
+        if (s->state < 0) {
+            snprintf(err, CU_ERRLEN, "the rollout state row names an unknown state '%.40s' "
+                     "(states: idle, progressing, paused, promoted, rolled_back, aborted): "
+                     "the journal is damaged", name ? name : "NULL");
+            sqlite3_finalize(st);
+            return -EINVAL;
+        }
         s->run = sqlite3_column_int64(st, 0);
-        s->state = state_of((const char *)sqlite3_column_text(st, 1));
         s->step = sqlite3_column_int(st, 2);
         s->weight = sqlite3_column_double(st, 3);
         s->step_started_ms = sqlite3_column_int64(st, 4);
@@ -285,19 +304,26 @@ int rj_mark_acted(rj *j, int64_t seq)
     return step_done(j, st);
 }
 
-size_t rj_unacted(rj *j, int64_t *seqs, size_t max)
+int rj_unacted(rj *j, int64_t *seqs, size_t max, size_t *n_out)
 {
+    *n_out = 0;
     sqlite3_stmt *st = prep(j, "SELECT seq FROM decisions WHERE acted=0 ORDER BY seq");
     size_t n = 0;
     if (!st)
-        return 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+        return -EIO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n < max)
             seqs[n] = sqlite3_column_int64(st, 0);
         n++;
     }
     sqlite3_finalize(st);
-    return CU_MIN(n, max);
+    if (rc != SQLITE_DONE) {
+        cu_error("journal: reading unacted decisions: %s", sqlite3_errmsg(j->db));
+        return -EIO;
+    }
+    *n_out = CU_MIN(n, max);
+    return 0;
 }
 
 uint64_t rj_decision_count(rj *j)

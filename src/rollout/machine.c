@@ -642,9 +642,11 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     int rc = rj_open(&c->j, cfg->journal_path, err);
     if (rc < 0)
         goto fail;
-    rc = rj_load_state(c->j, &c->st);
+    char why[CU_ERRLEN];
+    rc = rj_load_state(c->j, &c->st, why);
     if (rc < 0) {
-        rt_fmt(err, CU_ERRLEN, "%s: cannot read the rollout state", cfg->journal_path);
+        rt_fmt(err, CU_ERRLEN, "%s: %s; refusing to start the controller (move the file "
+               "aside to start afresh)", cfg->journal_path, why);
         goto fail;
     }
     if (rc == 0) {
@@ -667,7 +669,12 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     /* recovery: re-apply the journaled weight; decisions that never got to
      * act are acted now (not decided again) */
     int64_t seqs[64];
-    size_t nun = rj_unacted(c->j, seqs, CU_ARRAY_LEN(seqs));
+    size_t nun = 0;
+    if ((rc = rj_unacted(c->j, seqs, CU_ARRAY_LEN(seqs), &nun)) < 0) {
+        rt_fmt(err, CU_ERRLEN, "%s: cannot read the decisions to recover: %s", cfg->journal_path,
+               sqlite3_errmsg(rj_db(c->j)));
+        goto fail;
+    }
     c->recovered = nun;
     c->pending_seq = nun ? seqs[nun - 1] : 0;
     c->weight_applied = false; /* forces set_weight: the target may have restarted too */
