@@ -334,3 +334,13 @@ def test_plan_typos_stop_serve(tmp_path):
         p = run("serve", cfg, timeout=30)
         assert p.returncode == 1, (want, p.stderr)
         assert want in p.stderr and f"{cfg}:" in p.stderr, (want, p.stderr)
+
+
+def test_rollout_help_says_what_pause_does():
+    """The help matches docs/rollout.md: a pause freezes the schedule but the
+    hold stays an absolute deadline (it does not stop counting down)."""
+    p = run("rollout", "--help")
+    assert p.returncode == 0, p.stderr
+    text = p.stdout + p.stderr
+    assert "holds stop counting down" not in text
+    assert "deadline does not move" in text and "tripwires stay" in text, text
