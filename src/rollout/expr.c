@@ -321,6 +321,19 @@ static int combine(parser *p, char op, int l, int r, size_t at)
     return -1;
 }
 
+/* Whether the subtree reads metric m (of either colour / of the old one). */
+static bool reads_metric(const node *n, metric m)
+{
+    return n && ((n->kind == N_METRIC && n->m == m) || reads_metric(n->l, m) ||
+                 reads_metric(n->r, m));
+}
+
+static bool reads_metric_baseline(const node *n, metric m)
+{
+    return n && ((n->kind == N_METRIC && n->m == m && n->baseline) ||
+                 reads_metric_baseline(n->l, m) || reads_metric_baseline(n->r, m));
+}
+
 /* One precedence level of left-associative binary operators: `ops` holds
  * the two operator characters and `kinds` their node kinds, `sub` parses
  * the operands (the next level up). */
@@ -347,6 +360,11 @@ static node *parse_level(parser *p, const char ops[2], const nkind kinds[2], nod
             node_free(r);
             return NULL;
         }
+        if (c == '/' && reads_metric(r, M_ERROR_RATE))
+            pwarn(p, at, "dividing by %s: a healthy colour often has 0 errors, which makes the "
+                  "gate ERROR at every analysis (and roll back after error_limit + 1); compare "
+                  "additively instead, as in error_rate <= baseline.error_rate + 0.5%%",
+                  reads_metric_baseline(r, M_ERROR_RATE) ? "baseline.error_rate" : "error_rate");
         int d = combine(p, c, l->dim, r->dim, at);
         node *n = mk(kinds[c == ops[0] ? 0 : 1], d);
         n->l = l;

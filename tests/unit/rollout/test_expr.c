@@ -101,6 +101,17 @@ static void test_expr_warnings(void **state)
     assert_non_null(e);
     assert_non_null(rx_warning(e));
     rollout_expr_free(e);
+    /* dividing by the baseline's error rate: blue at 0 errors makes it ERROR */
+    e = rollout_expr_parse("error_rate / baseline.error_rate < 2", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    assert_non_null(strstr(rx_warning(e), "g.yml:3:21: dividing by baseline.error_rate"));
+    assert_non_null(strstr(rx_warning(e), "error_rate <= baseline.error_rate + 0.5%"));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p95 / baseline.p95 < 1.2", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_null(rx_warning(e));
+    rollout_expr_free(e);
 }
 
 /* The hard way: every prefix of valid gates, and random strings over the
