@@ -9,7 +9,7 @@
  * Every transition and every analysis is one decision: decide() journals the
  * record, the next state, the weight change and the notifications in one
  * transaction, and only then sets the weight (act). Two speeds: tripwires
- * every tick (1 s) over a short window, acting in the same tick; gates every
+ * every tick (ROLLOUT_TICK_MS, 200 ms) over a short window, acting in the same tick; gates every
  * analysis interval, deciding promotion when a hold ends (waiting while any
  * gate holds for data). Pausing freezes the schedule (no analysis, no
  * advance); tripwires stay armed whenever the new colour has weight.
@@ -206,11 +206,14 @@ static void read_both(rollout_ctl *c, uint64_t seconds, rollout_window *w)
     w->old_has_traffic = c->st.weight < 100;
 }
 
+/* Whole seconds of the window, clipped to the time in the step and rounded
+ * down (never up: half a second of the previous step must not vouch for
+ * this one); at least 1 (an analysis waits for that, see rollout_tick). */
 static uint64_t window_seconds(const rollout_ctl *c, int64_t now, int64_t window_ms)
 {
     int64_t since = now - c->st.step_started_ms;
     int64_t ms = CU_MIN(window_ms, since);
-    return ms < 1000 ? 1 : (uint64_t)((ms + 500) / 1000);
+    return ms < 1000 ? 1 : (uint64_t)(ms / 1000);
 }
 
 /* ---- transitions ------------------------------------------------------------------- */
@@ -451,8 +454,10 @@ void rollout_tick(rollout_ctl *c)
             goto out;
     }
     if (c->st.state == ROLLOUT_PROGRESSING) {
-        bool due = now >= c->st.next_analysis_ms ||
-                   (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms);
+        /* no analysis before the step has a full second of its own data */
+        bool due = now >= c->st.step_started_ms + 1000 &&
+                   (now >= c->st.next_analysis_ms ||
+                    (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms));
         if (due)
             analyse(c, now);
     }

@@ -454,7 +454,8 @@ int64_t rollout_plan_min_promote_ms(const rollout_plan *p)
 {
     int64_t t = 0;
     for (size_t i = 0; i < p->nsteps; i++)
-        t += CU_MAX(p->steps[i].hold_ms, 1000); /* the controller ticks once a second */
+        /* no step is analysed before it has a second of its own data */
+        t += CU_MAX(p->steps[i].hold_ms, 1000);
     return t;
 }
 

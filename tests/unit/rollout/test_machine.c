@@ -586,6 +586,42 @@ static void test_journal_refuses(void **state)
     env_close(&e);
 }
 
+/* Holds under a second still take a second per step: with hold: 0s and
+ * 200 ms ticks the plan must not go 10 -> 50 -> 100 in 400 ms, and no
+ * window reaches back into the previous step. */
+static void test_short_holds_take_a_second(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n"
+                 "  steps: [ { weight: 10, hold: 0s }, { weight: 50, hold: 300ms },"
+                 " { weight: 100, hold: 0s } ]\n"
+                 "  analysis: { interval: 1s, min_requests: 10, gates: [ \"p95 < 500ms\" ],"
+                 " rollback_when: [] }\n");
+    e.f.rate[1] = e.f.rate[0] = 100; /* requests = 100 x the seconds asked for */
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    int64_t entered[3] = {T0, 0, 0};
+    while (info_of(e.c).state == ROLLOUT_PROGRESSING && e.f.now < T0 + 10000) {
+        int step = info_of(e.c).step;
+        e.f.now += ROLLOUT_TICK_MS;
+        rollout_tick(e.c);
+        int now_step = info_of(e.c).step;
+        if (now_step != step && info_of(e.c).state == ROLLOUT_PROGRESSING)
+            entered[now_step] = e.f.now;
+    }
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROMOTED);
+    assert_int_equal(entered[1] - entered[0], 1000);
+    assert_int_equal(entered[2] - entered[1], 1000);
+    assert_true(e.f.now - T0 >= rollout_plan_min_promote_ms(e.p));
+    assert_int_equal(rollout_plan_min_promote_ms(e.p), 3000);
+    /* every analysis read whole seconds of its own step only: 1 s windows */
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE kind='analysis'"), 3);
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE kind='analysis' AND "
+                               "json_extract(record, '$.inputs.window_s') != 1"), 0);
+    env_close(&e);
+}
+
 /* While the journal refuses writes the gates still count: failed analyses
  * add up in memory, the next analysis waits an interval (not every tick),
  * and the failure limit rolls back to weight 0 (unjournaled). */
@@ -633,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_minute_aggregates),
         cmocka_unit_test(test_journal_refuses),
         cmocka_unit_test(test_journal_refuses_gates_still_roll_back),
+        cmocka_unit_test(test_short_holds_take_a_second),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
