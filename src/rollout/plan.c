@@ -350,6 +350,11 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
         }
         if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
             return -EINVAL;
+        if (t && rc->timeout_ms <= 0) {
+            conf_errf(err, t, "a receiver's timeout must be more than 0 (such as 5s): a hook "
+                              "would be killed before it could answer");
+            return -EINVAL;
+        }
         rc->events = (1u << ROLLOUT_NEVENTS) - 1;
         const conf_node *evs = conf_get(r, "events");
         if (evs) {

@@ -290,6 +290,9 @@ static void test_plan_errors(void **state)
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
          "  analysis: { gates: [], rollback_when: [] }\n  notify: [ { exec: cat, timout: 2s } ]\n",
          "plan.yml:6:26: unknown key 'timout' in a rollout.notify item (did you mean 'timeout'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { gates: [], rollback_when: [] }\n  notify: [ { exec: cat, timeout: 0 } ]\n",
+         "plan.yml:6:35: a receiver's timeout must be more than 0"},
         {"rollout:\n  form: blue\n  to: green\n",
          "plan.yml:2:3: unknown key 'form' in rollout (did you mean 'from'?)"},
     };
