@@ -39,7 +39,7 @@ static const char EVENTS_USAGE[] =
     "The rollout's decision history, oldest first: each analysis, tripwire check\n"
     "and command with its inputs, sample sizes, verdict and action.\n"
     "  --json      the records as JSON instead of a table\n"
-    "  --limit N   the last N records (default 50; 0 = all)\n";
+    "  --limit N   the last N records (default 50; 0 = as many as the API gives, 10000)\n";
 
 /* Pulls our own flags out of argv (they are not the admin client's), leaving
  * the rest for cli_admin_opts. */

@@ -263,6 +263,9 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
         size_t limit = 50;
         if (query_param(query, "limit", buf, sizeof buf))
             limit = (size_t)strtoull(buf, NULL, 10);
+        /* the answer is built on the router's thread: bound it */
+        if (limit == 0 || limit > ROLLOUT_EVENTS_MAX)
+            limit = ROLLOUT_EVENTS_MAX;
         if (query_param(query, "format", buf, sizeof buf) && strcmp(buf, "table") == 0) {
             rollout_events(c, false, limit, out_json);
             return 200;

@@ -47,7 +47,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT,"
     " decision INTEGER, event TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER, delivered_ms INTEGER,"
     " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
-    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, delivered_ms, id);";
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, delivered_ms, id);"
+    /* rj_mark_acted and rj_unacted look only at the few unacted rows */
+    "CREATE INDEX IF NOT EXISTS decisions_unacted ON decisions(seq) WHERE acted=0;";
 
 static const char *const state_names[] = {"idle",     "progressing", "paused",
                                           "promoted", "rolled_back", "aborted"};

@@ -261,6 +261,10 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
  * produced as the table, for a CLI that only has the admin API's answer. */
 int rollout_events_table(const char *json, cu_buf *out, char err[CU_ERRLEN]);
 
+/* Most decision records one GET /rollout/events answer holds (limit=0 or a
+ * larger limit means this many, the newest). */
+#define ROLLOUT_EVENTS_MAX 10000
+
 /* Admin API under /rollout/: GET status, GET events[?limit=N&format=table],
  * POST start|pause|resume|approve|promote|abort (body optional JSON
  * {"by": "..."}). Writes a JSON body to out (the table is text); returns the

@@ -622,6 +622,42 @@ static void test_short_holds_take_a_second(void **state)
     env_close(&e);
 }
 
+/* GET /rollout/events is capped (limit=0 means the cap), and marking a
+ * decision acted uses the partial index of unacted rows. */
+static void test_events_limit_cap(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                      "FROM n WHERE i < 10050) INSERT INTO decisions(time_ms, run,"
+                                      " step, kind, verdict, action, weight, state, record, acted)"
+                                      " SELECT i, 1, 0, 'analysis', 'PASS', 'continue', 10,"
+                                      " 'progressing', '{}', 1 FROM n", NULL, NULL, NULL),
+                     SQLITE_OK);
+    static const char *const paths[] = {"/rollout/events?limit=0", "/rollout/events?limit=20000"};
+    for (size_t i = 0; i < CU_ARRAY_LEN(paths); i++) {
+        cu_buf b = CU_BUF_INIT;
+        assert_int_equal(rollout_admin_handle(e.c, "GET", paths[i], NULL, 0, &b), 200);
+        json_t *arr = json_loads(b.data, 0, NULL);
+        assert_int_equal(json_array_size(arr), ROLLOUT_EVENTS_MAX);
+        json_decref(arr);
+        cu_buf_free(&b);
+    }
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN UPDATE decisions SET acted=1 "
+                                            "WHERE seq<=? AND acted=0", -1, &st, NULL), SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        indexed |= strstr((const char *)sqlite3_column_text(st, 3), "decisions_unacted") != NULL;
+    sqlite3_finalize(st);
+    assert_true(indexed);
+    env_close(&e);
+}
+
 /* While the journal refuses writes the gates still count: failed analyses
  * add up in memory, the next analysis waits an interval (not every tick),
  * and the failure limit rolls back to weight 0 (unjournaled). */
@@ -670,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_journal_refuses),
         cmocka_unit_test(test_journal_refuses_gates_still_roll_back),
         cmocka_unit_test(test_short_holds_take_a_second),
+        cmocka_unit_test(test_events_limit_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
