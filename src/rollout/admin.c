@@ -89,6 +89,13 @@ void rollout_status_json(rollout_ctl *c, size_t ndecisions, cu_buf *out)
     json_decref(o);
 }
 
+/* A member's string, or "?" (a malformed record never reaches %s as NULL). */
+static const char *str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
 static void table(json_t *arr, cu_buf *out)
 {
     cu_buf_appendf(out, "%5s  %-24s %4s %4s %6s  %-9s %-7s %s\n", "SEQ", "TIME", "RUN", "STEP",
@@ -98,13 +105,11 @@ static void table(json_t *arr, cu_buf *out)
     json_array_foreach(arr, i, d) {
         cu_buf_appendf(out, "%5lld  %-24s %4lld %4lld %5.1f%%  %-9s %-7s %s\n",
                        (long long)json_integer_value(json_object_get(d, "seq")),
-                       json_string_value(json_object_get(d, "time")),
+                       str_of(d, "time"),
                        (long long)json_integer_value(json_object_get(d, "run")),
                        (long long)json_integer_value(json_object_get(d, "step")),
                        json_number_value(json_object_get(d, "weight")),
-                       json_string_value(json_object_get(d, "kind")),
-                       json_string_value(json_object_get(d, "verdict")),
-                       json_string_value(json_object_get(d, "action")));
+                       str_of(d, "kind"), str_of(d, "verdict"), str_of(d, "action"));
         json_t *rec = json_object_get(d, "record");
         json_t *gates = json_object_get(rec, "gates");
         if (!gates)
@@ -112,9 +117,8 @@ static void table(json_t *arr, cu_buf *out)
         size_t k;
         json_t *g;
         json_array_foreach(gates, k, g) {
-            cu_buf_appendf(out, "%7s%-5s %s: %s\n", "", json_string_value(json_object_get(g,
-                           "verdict")), json_string_value(json_object_get(g, "expr")),
-                           json_string_value(json_object_get(g, "detail")));
+            cu_buf_appendf(out, "%7s%-5s %s: %s\n", "", str_of(g, "verdict"), str_of(g, "expr"),
+                           str_of(g, "detail"));
         }
     }
 }
@@ -123,7 +127,8 @@ static void render_events(json_t *arr, bool json, cu_buf *out)
 {
     if (json) {
         char *s = json_dumps(arr, JSON_INDENT(2));
-        cu_buf_appends(out, s);
+        if (s)
+            cu_buf_appends(out, s);
         free(s);
     } else {
         table(arr, out);
@@ -154,13 +159,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
 int rollout_events(rollout_ctl *c, bool json, size_t limit, cu_buf *out)
 {
     json_t *arr = rj_decisions_json(rollout__journal(c), limit);
-    if (json) {
-        char *s = json_dumps(arr, JSON_INDENT(2));
-        cu_buf_appends(out, s);
-        free(s);
-    } else {
-        table(arr, out);
-    }
+    render_events(arr, json, out);
     json_decref(arr);
     return 0;
 }

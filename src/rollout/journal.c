@@ -88,6 +88,16 @@ static int exec(rj *j, const char *sql)
     return 0;
 }
 
+static sqlite3_stmt *prep(rj *j, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        cu_error("journal: %s: %s", sql, sqlite3_errmsg(j->db));
+        return NULL;
+    }
+    return st;
+}
+
 int rj_open(rj **out, const char *path, char err[CU_ERRLEN])
 {
     *out = NULL;
@@ -117,8 +127,20 @@ int rj_open(rj **out, const char *path, char err[CU_ERRLEN])
         goto fail;
     }
     sqlite3_busy_timeout(j->db, 2000);
-    if (exec(j, "PRAGMA journal_mode=WAL;") < 0 || exec(j, "PRAGMA synchronous=FULL;") < 0 ||
-        exec(j, schema) < 0) {
+    /* PRAGMA journal_mode answers the mode in force, which is not WAL when
+     * SQLite cannot use it (an in-memory database, no shared memory...):
+     * the crash-safety promises need WAL, so refuse anything else */
+    sqlite3_stmt *st = prep(j, "PRAGMA journal_mode=WAL;");
+    const char *mode = st && sqlite3_step(st) == SQLITE_ROW
+                           ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (!mode || strcmp(mode, "wal") != 0) {
+        snprintf(err, CU_ERRLEN, "%s: the journal needs SQLite's WAL mode, but journal_mode is "
+                 "'%s' (%s)", path, mode ? mode : "unknown", sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    if (exec(j, "PRAGMA synchronous=FULL;") < 0 || exec(j, schema) < 0) {
         snprintf(err, CU_ERRLEN, "%s: cannot set up the journal: %s", path, sqlite3_errmsg(j->db));
         goto fail;
     }
@@ -138,16 +160,6 @@ void rj_close(rj *j)
     sqlite3_close(j->db);
     close(j->lock_fd);
     free(j);
-}
-
-static sqlite3_stmt *prep(rj *j, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        cu_error("journal: %s: %s", sql, sqlite3_errmsg(j->db));
-        return NULL;
-    }
-    return st;
 }
 
 static int step_done(rj *j, sqlite3_stmt *st)

@@ -344,3 +344,31 @@ def test_rollout_help_says_what_pause_does():
     text = p.stdout + p.stderr
     assert "holds stop counting down" not in text
     assert "deadline does not move" in text and "tripwires stay" in text, text
+
+
+def test_events_from_the_journal_after_kill_9(tmp_path):
+    """`cutover events --state FILE` reads the history straight from the
+    journal, read-only, also after serve died."""
+    st = Stack(tmp_path, plan([(10, "1s", False), (50, "30s", False), (100, "1s", False)]))
+    try:
+        st.start_load()
+        assert st.cli("rollout", "start", "--by", "tester").returncode == 0
+        assert wait_for(lambda: st.rollout()["step"] == 2, timeout=20), st.rollout()
+        n = len(st.events())
+        st.router.proc.send_signal(signal.SIGKILL)
+        st.router.proc.wait()
+        journal = tmp_path / "journal.db"
+        p = run("events", "--state", journal, "--limit", "0")
+        assert p.returncode == 0, p.stderr
+        assert "start run 1: green to 10%" in p.stdout, p.stdout
+        assert "advance to step 2" in p.stdout, p.stdout
+        p = run("events", "--state", journal, "--json", "--limit", "0")
+        assert p.returncode == 0, p.stderr
+        ev = json.loads(p.stdout)
+        assert len(ev) >= n and ev[0]["kind"] == "command" and "tester" in json.dumps(ev[0])
+        p = run("events", "--state", tmp_path / "nope.db")
+        assert p.returncode == 1 and "nope.db" in p.stderr, p.stderr
+        st.restart_router()     # the journal is intact: serve takes it over again
+        assert st.rollout()["step"] == 2
+    finally:
+        assert st.close() == 0

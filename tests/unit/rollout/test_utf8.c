@@ -163,12 +163,40 @@ static void test_reopen_with_null_payload(void **state)
     fake_free(&f);
 }
 
+/* A journal SQLite cannot put in WAL mode is refused (an in-memory
+ * database answers journal_mode=memory), and the events table renders a
+ * malformed record without passing NULL to %s. */
+static void test_wal_required_and_table_guard(void **state)
+{
+    (void)state;
+    fake f;
+    fake_init(&f, T0);
+    rollout_plan *p = plan_from(plan_yaml, NULL);
+    char err[CU_ERRLEN] = "";
+    rollout_config cfg = {.plan = p, .journal_path = ":memory:", .ops = &fake_ops,
+                          .target_ctx = &f, .clock = fake_clock, .clock_ctx = &f,
+                          .manual_ticks = true};
+    rollout_ctl *c = NULL;
+    assert_int_equal(rollout_open(&c, &cfg, err), -EIO);
+    assert_non_null(strstr(err, "needs SQLite's WAL mode, but journal_mode is 'memory'"));
+    unlink(":memory:.lock");
+    cu_buf b = CU_BUF_INIT;
+    assert_int_equal(rollout_events_table("[{\"seq\": 1, \"kind\": 7, \"record\": {\"gates\": "
+                                          "[{\"expr\": \"p95 < 1s\"}]}}]", &b, err), 0);
+    assert_null(strstr(b.data, "(null)"));
+    assert_non_null(strstr(b.data, "?     p95 < 1s: ?"));
+    cu_buf_free(&b);
+    rollout_plan_free(p);
+    fake_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_helpers),
         cmocka_unit_test(test_long_utf8_by),
         cmocka_unit_test(test_reopen_with_null_payload),
+        cmocka_unit_test(test_wal_required_and_table_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
