@@ -151,14 +151,16 @@ static void trip_detail(rollout_judgement *j, bool fired)
     char d[sizeof j->detail];
     rt_fmt(d, sizeof d, "%s", j->detail);
     char *w = strstr(d, ", wanted ");
+    /* rt_fmt cuts the whole on a character boundary; the half cut below too */
     if (fired) {
-        rt_fmt(j->detail, sizeof j->detail, "tripped: %.480s", d);
+        rt_fmt(j->detail, sizeof j->detail, "tripped: %s", d);
     } else if (w) {
         *w = 0;
-        rt_fmt(j->detail, sizeof j->detail, "not tripped: %.240s, trips when %.240s", d,
-                 w + strlen(", wanted "));
+        const char *want = w + strlen(", wanted ");
+        rt_fmt(j->detail, sizeof j->detail, "not tripped: %.*s, trips when %s",
+               (int)rt_utf8_cut(d, CU_MIN(strlen(d), (size_t)240)), d, want);
     } else {
-        rt_fmt(j->detail, sizeof j->detail, "not tripped: %.480s", d);
+        rt_fmt(j->detail, sizeof j->detail, "not tripped: %s", d);
     }
 }
 
