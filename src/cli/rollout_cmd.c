@@ -1,6 +1,7 @@
 /* cli/rollout_cmd: `cutover rollout start|status|pause|resume|approve|promote|abort`
  * and `cutover events`, clients of the /rollout/ routes that `cutover serve`
- * mounts on its admin API when its config has a rollout plan.
+ * mounts on its admin API when its config has a rollout plan; `cutover
+ * events --state FILE` reads the journal file directly instead.
  *
  * Commands are POSTs that need the admin token; `status` and `events` are
  * GETs that do not. Every command journals who asked (--by, default
@@ -14,6 +15,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "rollout/rollout.h"
 
 static const char ROLLOUT_USAGE[] =
     "usage: cutover rollout COMMAND [--admin URL] [--token-file FILE] [--by NAME]\n"
@@ -21,7 +23,9 @@ static const char ROLLOUT_USAGE[] =
     "Drives the rollout controller of a running `cutover serve` (docs/rollout.md):\n"
     "  start     begin the plan at its first step\n"
     "  status    state, step, weights, hold deadline, last decisions (JSON)\n"
-    "  pause     stay at the current weight; holds stop counting down\n"
+    "  pause     stay at the current weight: no analysis, no advance; tripwires stay\n"
+    "            armed and the hold's deadline does not move (after resume, a hold\n"
+    "            that ended meanwhile advances at the next passing analysis)\n"
     "  resume    go on from a pause\n"
     "  approve   let a step marked `approve: true` move on\n"
     "  promote   send 100% to the new colour now, skipping the remaining steps\n"
@@ -33,11 +37,15 @@ static const char ROLLOUT_USAGE[] =
 
 static const char EVENTS_USAGE[] =
     "usage: cutover events [--json] [--limit N] [--admin URL] [--token-file FILE]\n"
+    "       cutover events --state FILE [--json] [--limit N]\n"
     "\n"
     "The rollout's decision history, oldest first: each analysis, tripwire check\n"
     "and command with its inputs, sample sizes, verdict and action.\n"
+    "  --state FILE  read the journal file itself (read-only, no lock), not the\n"
+    "              admin API: works while serve runs and after it died\n"
     "  --json      the records as JSON instead of a table\n"
-    "  --limit N   the last N records (default 50; 0 = all)\n";
+    "  --limit N   the last N records (default 50; 0 = as many as the API gives,\n"
+    "              10000, or all of them with --state)\n";
 
 /* Pulls our own flags out of argv (they are not the admin client's), leaving
  * the rest for cli_admin_opts. */
@@ -147,9 +155,10 @@ int cmd_rollout(int argc, char **argv)
 
 int cmd_events(int argc, char **argv)
 {
-    const char *json_flag = NULL, *limit = "50";
+    const char *json_flag = NULL, *limit = "50", *state = NULL;
     if (take_flag(&argc, argv, "--json", false, &json_flag) < 0 ||
-        take_flag(&argc, argv, "--limit", true, &limit) < 0) {
+        take_flag(&argc, argv, "--limit", true, &limit) < 0 ||
+        take_flag(&argc, argv, "--state", true, &state) < 0) {
         fputs(EVENTS_USAGE, stderr);
         return 2;
     }
@@ -159,11 +168,31 @@ int cmd_events(int argc, char **argv)
         fprintf(stderr, "cutover events: --limit wants a whole number, not '%s'\n", limit);
         return 2;
     }
+    char err[CU_ERRLEN];
+    if (state) {
+        if (argc > 1) {
+            fprintf(stderr, "cutover events: --state reads the journal file; '%s' is not an "
+                            "option for it\n\n%s", argv[1], EVENTS_USAGE);
+            return 2;
+        }
+        cu_buf b = CU_BUF_INIT;
+        int rc = rollout_journal_events(state, json_flag != NULL, (size_t)n, &b, err);
+        if (rc < 0) {
+            fprintf(stderr, "cutover events: %s\n", err);
+            cu_buf_free(&b);
+            return 1;
+        }
+        if (json_flag)
+            cu_buf_appendc(&b, '\n');
+        if (b.len)
+            fwrite(b.data, 1, b.len, stdout);
+        cu_buf_free(&b);
+        return 0;
+    }
     cli_admin_args o;
     int rc = cli_admin_opts(argc, argv, &o, EVENTS_USAGE, false);
     if (rc >= 0)
         return rc;
-    char err[CU_ERRLEN];
     char path[96];
     snprintf(path, sizeof path, "/rollout/events?limit=%llu%s", n, json_flag ? "" : "&format=table");
     cli_admin_reply c = {0};

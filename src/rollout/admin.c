@@ -89,6 +89,13 @@ void rollout_status_json(rollout_ctl *c, size_t ndecisions, cu_buf *out)
     json_decref(o);
 }
 
+/* A member's string, or "?" (a malformed record never reaches %s as NULL). */
+static const char *str_of(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
 static void table(json_t *arr, cu_buf *out)
 {
     cu_buf_appendf(out, "%5s  %-24s %4s %4s %6s  %-9s %-7s %s\n", "SEQ", "TIME", "RUN", "STEP",
@@ -98,13 +105,11 @@ static void table(json_t *arr, cu_buf *out)
     json_array_foreach(arr, i, d) {
         cu_buf_appendf(out, "%5lld  %-24s %4lld %4lld %5.1f%%  %-9s %-7s %s\n",
                        (long long)json_integer_value(json_object_get(d, "seq")),
-                       json_string_value(json_object_get(d, "time")),
+                       str_of(d, "time"),
                        (long long)json_integer_value(json_object_get(d, "run")),
                        (long long)json_integer_value(json_object_get(d, "step")),
                        json_number_value(json_object_get(d, "weight")),
-                       json_string_value(json_object_get(d, "kind")),
-                       json_string_value(json_object_get(d, "verdict")),
-                       json_string_value(json_object_get(d, "action")));
+                       str_of(d, "kind"), str_of(d, "verdict"), str_of(d, "action"));
         json_t *rec = json_object_get(d, "record");
         json_t *gates = json_object_get(rec, "gates");
         if (!gates)
@@ -112,9 +117,8 @@ static void table(json_t *arr, cu_buf *out)
         size_t k;
         json_t *g;
         json_array_foreach(gates, k, g) {
-            cu_buf_appendf(out, "%7s%-5s %s: %s\n", "", json_string_value(json_object_get(g,
-                           "verdict")), json_string_value(json_object_get(g, "expr")),
-                           json_string_value(json_object_get(g, "detail")));
+            cu_buf_appendf(out, "%7s%-5s %s: %s\n", "", str_of(g, "verdict"), str_of(g, "expr"),
+                           str_of(g, "detail"));
         }
     }
 }
@@ -123,7 +127,8 @@ static void render_events(json_t *arr, bool json, cu_buf *out)
 {
     if (json) {
         char *s = json_dumps(arr, JSON_INDENT(2));
-        cu_buf_appends(out, s);
+        if (s)
+            cu_buf_appends(out, s);
         free(s);
     } else {
         table(arr, out);
@@ -135,7 +140,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, CU_ERRLEN, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        rt_fmt(err, CU_ERRLEN, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
         sqlite3_close(db);
         return -ENOENT;
     }
@@ -143,7 +148,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
     json_t *arr = rj_decisions_json_db(db, limit);
     sqlite3_close(db);
     if (!arr) {
-        snprintf(err, CU_ERRLEN, "%s: not a cutover journal", path);
+        rt_fmt(err, CU_ERRLEN, "%s: not a cutover journal", path);
         return -EINVAL;
     }
     render_events(arr, json, out);
@@ -154,13 +159,7 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
 int rollout_events(rollout_ctl *c, bool json, size_t limit, cu_buf *out)
 {
     json_t *arr = rj_decisions_json(rollout__journal(c), limit);
-    if (json) {
-        char *s = json_dumps(arr, JSON_INDENT(2));
-        cu_buf_appends(out, s);
-        free(s);
-    } else {
-        table(arr, out);
-    }
+    render_events(arr, json, out);
     json_decref(arr);
     return 0;
 }
@@ -170,7 +169,7 @@ int rollout_events_table(const char *text, cu_buf *out, char err[CU_ERRLEN])
     json_error_t je;
     json_t *arr = json_loads(text, 0, &je);
     if (!arr || !json_is_array(arr)) {
-        snprintf(err, CU_ERRLEN, "events: expected a JSON array (%s)", arr ? "got another value"
+        rt_fmt(err, CU_ERRLEN, "events: expected a JSON array (%s)", arr ? "got another value"
                                                                             : je.text);
         json_decref(arr);
         return -EINVAL;
@@ -180,10 +179,19 @@ int rollout_events_table(const char *text, cu_buf *out, char err[CU_ERRLEN])
     return 0;
 }
 
+/* Never writes a NULL: a value jansson could not build or encode becomes
+ * a fixed error body (and a 500 if the status said all was well). */
 static int reply(cu_buf *out, int status, json_t *o)
 {
-    char *s = json_dumps(o, JSON_INDENT(2));
-    cu_buf_appends(out, s);
+    char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    if (!s) {
+        cu_error("rollout: cannot encode an admin API answer as JSON");
+        if (status < 400)
+            status = 500;
+        cu_buf_appends(out, "{\"ok\": false, \"error\": \"the answer could not be encoded as JSON\"}");
+    } else {
+        cu_buf_appends(out, s);
+    }
     cu_buf_appendc(out, '\n');
     free(s);
     json_decref(o);
@@ -202,7 +210,7 @@ static const char *query_param(const char *q, const char *name, char *buf, size_
         if (strncmp(q, name, len) == 0 && q[len] == '=') {
             const char *v = q + len + 1;
             size_t k = strcspn(v, "&");
-            snprintf(buf, n, "%.*s", (int)CU_MIN(k, n - 1), v);
+            rt_fmt(buf, n, "%.*s", (int)CU_MIN(k, n - 1), v);
             return buf;
         }
         q = strchr(q, '&');
@@ -230,16 +238,17 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
     size_t rl = strcspn(p, "?/");
     const char *query = strchr(p, '?');
     query = query ? query + 1 : "";
-    snprintf(route, sizeof route, "%.*s", (int)CU_MIN(rl, sizeof route - 1), p);
+    rt_fmt(route, sizeof route, "%.*s", (int)rt_utf8_cut(p, CU_MIN(rl, sizeof route - 1)), p);
+    rt_utf8_clean(route); /* the path's bytes are the client's */
     if (!route[0])
-        snprintf(route, sizeof route, "status");
+        rt_fmt(route, sizeof route, "status");
     size_t r = 0;
     while (r < CU_ARRAY_LEN(routes) && strcmp(route, routes[r]) != 0)
         r++;
     if (r == CU_ARRAY_LEN(routes)) {
         char msg[256];
         const char *near = cu_nearest(route, routes, CU_ARRAY_LEN(routes));
-        snprintf(msg, sizeof msg, "unknown rollout route '%s'%s%s%s", route,
+        rt_fmt(msg, sizeof msg, "unknown rollout route '%s'%s%s%s", route,
                  near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         return reply_err(out_json, 404, msg);
     }
@@ -253,6 +262,9 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
         size_t limit = 50;
         if (query_param(query, "limit", buf, sizeof buf))
             limit = (size_t)strtoull(buf, NULL, 10);
+        /* the answer is built on the router's thread: bound it */
+        if (limit == 0 || limit > ROLLOUT_EVENTS_MAX)
+            limit = ROLLOUT_EVENTS_MAX;
         if (query_param(query, "format", buf, sizeof buf) && strcmp(buf, "table") == 0) {
             rollout_events(c, false, limit, out_json);
             return 200;
@@ -270,13 +282,26 @@ int rollout_admin_handle(rollout_ctl *c, const char *method, const char *path, c
         if (!b || !json_is_object(b)) {
             json_decref(b);
             char msg[300];
-            snprintf(msg, sizeof msg, "the body must be a JSON object such as {\"by\": \"alice\"}: %s",
+            rt_fmt(msg, sizeof msg, "the body must be a JSON object such as {\"by\": \"alice\"}: %s",
                      je.text);
             return reply_err(out_json, 400, msg);
         }
-        const char *who = json_string_value(json_object_get(b, "by"));
-        if (who)
-            snprintf(by, sizeof by, "%s", who);
+        /* jansson has checked the UTF-8; the length is ours to bound */
+        json_t *w = json_object_get(b, "by");
+        if (w && !json_is_string(w)) {
+            json_decref(b);
+            return reply_err(out_json, 400, "\"by\" must be a string such as \"alice\"");
+        }
+        if (w && (json_string_length(w) > ROLLOUT_BY_MAX ||
+                  !rt_utf8_valid(json_string_value(w), json_string_length(w)))) {
+            char msg[200];
+            rt_fmt(msg, sizeof msg, "\"by\" must be valid UTF-8 without NUL bytes, at most %d "
+                   "bytes (got %zu)", ROLLOUT_BY_MAX, json_string_length(w));
+            json_decref(b);
+            return reply_err(out_json, 400, msg);
+        }
+        if (w && json_string_length(w))
+            rt_fmt(by, sizeof by, "%s", json_string_value(w));
         json_decref(b);
     }
     char err[CU_ERRLEN];

@@ -42,6 +42,9 @@ struct rollout_expr {
     node *side[2];
     size_t side_off[2], side_len[2];
     bool uses_new, uses_old, lat_new, lat_old;
+    int nnew;              /* metrics of the new colour read, all sides */
+    int side_new[2];       /* ... per side */
+    char *warning;         /* load-time warning (also logged), or NULL */
 };
 
 typedef struct parser {
@@ -54,6 +57,21 @@ typedef struct parser {
     rollout_expr *e;
 } parser;
 
+/* file:line:col of offset `at` into the text. */
+static void position(const parser *p, size_t at, int *line, int *col)
+{
+    *line = p->line;
+    *col = p->col;
+    for (size_t i = 0; i < at && p->s[i]; i++) {
+        if (p->s[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
 static void perr(parser *p, size_t at, const char *fmt, ...) CU_PRINTF(3, 4);
 static void perr(parser *p, size_t at, const char *fmt, ...)
 {
@@ -61,21 +79,32 @@ static void perr(parser *p, size_t at, const char *fmt, ...)
         return;
     p->failed = true;
     /* count lines inside the text too (block scalars) */
-    int line = p->line, col = p->col;
-    for (size_t i = 0; i < at && p->s[i]; i++) {
-        if (p->s[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
+    int line, col;
+    position(p, at, &line, &col);
     int k = snprintf(p->err, CU_ERRLEN, "%s:%d:%d: ", p->file ? p->file : "<gate>", line, col);
     va_list ap;
     va_start(ap, fmt);
     if (k > 0 && k < CU_ERRLEN)
         vsnprintf(p->err + k, CU_ERRLEN - (size_t)k, fmt, ap);
     va_end(ap);
+}
+
+/* A gate that parses but is probably not what was meant: the first such
+ * remark is kept for rx_warning and logged once the gate has parsed. */
+static void pwarn(parser *p, size_t at, const char *fmt, ...) CU_PRINTF(3, 4);
+static void pwarn(parser *p, size_t at, const char *fmt, ...)
+{
+    int line, col;
+    position(p, at, &line, &col);
+    char msg[CU_ERRLEN];
+    int k = snprintf(msg, sizeof msg, "%s:%d:%d: ", p->file ? p->file : "<gate>", line, col);
+    va_list ap;
+    va_start(ap, fmt);
+    if (k > 0 && k < (int)sizeof msg)
+        vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+    va_end(ap);
+    if (!p->e->warning)
+        p->e->warning = cu_strdup(msg);
 }
 
 static void skip_ws(parser *p)
@@ -138,17 +167,26 @@ static node *parse_number(parser *p)
         v *= 1000;
         dim = RX_TIME;
         p->pos++;
-    } else if (*u == 'm' && !isalnum((unsigned char)u[1])) {
+    } else if (strncmp(u, "min", 3) == 0 && !isalnum((unsigned char)u[3])) {
         v *= 60000;
         dim = RX_TIME;
-        p->pos++;
+        p->pos += 3;
+    } else if (*u == 'm' && !isalnum((unsigned char)u[1])) {
+        /* `m` is not a unit in gates: `p95 < 500m` meant 500ms far more
+         * often than 500 minutes, and a 500-minute gate always passes */
+        perr(p, p->pos, "'m' is not a unit in gates: did you mean %.*sms? (write min for "
+             "minutes)", (int)(p->pos - start), p->s + start);
+        return NULL;
     } else if (isalpha((unsigned char)*u)) {
         size_t k = 0;
         while (isalnum((unsigned char)u[k]))
             k++;
-        perr(p, p->pos, "unknown unit '%.*s' (use %%, ms, s or m)", (int)k, u);
+        perr(p, p->pos, "unknown unit '%.*s' (use %%, ms, s or min)", (int)k, u);
         return NULL;
     }
+    if (dim == RX_TIME && v > 60000)
+        pwarn(p, start, "a latency threshold of %.*s is above 60 s: a gate on it can hardly "
+              "fail (did you mean milliseconds?)", (int)(p->pos - start), p->s + start);
     node *n = mk(N_NUM, dim);
     n->num = v;
     return n;
@@ -187,6 +225,7 @@ static node *parse_metric(parser *p)
                 p->e->lat_old |= metric_dims[m] == RX_TIME;
             } else {
                 p->e->uses_new = true;
+                p->e->nnew++;
                 p->e->lat_new |= metric_dims[m] == RX_TIME;
             }
             return n;
@@ -282,6 +321,19 @@ static int combine(parser *p, char op, int l, int r, size_t at)
     return -1;
 }
 
+/* Whether the subtree reads metric m (of either colour / of the old one). */
+static bool reads_metric(const node *n, metric m)
+{
+    return n && ((n->kind == N_METRIC && n->m == m) || reads_metric(n->l, m) ||
+                 reads_metric(n->r, m));
+}
+
+static bool reads_metric_baseline(const node *n, metric m)
+{
+    return n && ((n->kind == N_METRIC && n->m == m && n->baseline) ||
+                 reads_metric_baseline(n->l, m) || reads_metric_baseline(n->r, m));
+}
+
 /* One precedence level of left-associative binary operators: `ops` holds
  * the two operator characters and `kinds` their node kinds, `sub` parses
  * the operands (the next level up). */
@@ -299,6 +351,20 @@ static node *parse_level(parser *p, const char ops[2], const nkind kinds[2], nod
             node_free(l);
             return NULL;
         }
+        if ((c == '-' || c == '/') && l->kind == N_METRIC && r->kind == N_METRIC &&
+            l->m == r->m && !l->baseline && !r->baseline) {
+            perr(p, at, "%s %c %s is always %s: did you mean %s %c baseline.%s?",
+                 metric_names[l->m], c, metric_names[l->m], c == '-' ? "0" : "1",
+                 metric_names[l->m], c, metric_names[l->m]);
+            node_free(l);
+            node_free(r);
+            return NULL;
+        }
+        if (c == '/' && reads_metric(r, M_ERROR_RATE))
+            pwarn(p, at, "dividing by %s: a healthy colour often has 0 errors, which makes the "
+                  "gate ERROR at every analysis (and roll back after error_limit + 1); compare "
+                  "additively instead, as in error_rate <= baseline.error_rate + 0.5%%",
+                  reads_metric_baseline(r, M_ERROR_RATE) ? "baseline.error_rate" : "error_rate");
         int d = combine(p, c, l->dim, r->dim, at);
         node *n = mk(kinds[c == ops[0] ? 0 : 1], d);
         n->l = l;
@@ -367,6 +433,7 @@ void rollout_expr_free(rollout_expr *e)
         return;
     node_free(e->side[0]);
     node_free(e->side[1]);
+    free(e->warning);
     free(e->text);
     free(e);
 }
@@ -380,6 +447,7 @@ rollout_expr *rollout_expr_parse(const char *text, const char *file, int line, i
     skip_ws(&p);
     e->side_off[0] = p.pos;
     e->side[0] = parse_sum(&p);
+    e->side_new[0] = e->nnew;
     size_t op_at = 0;
     if (e->side[0]) {
         skip_ws(&p);
@@ -410,10 +478,17 @@ rollout_expr *rollout_expr_parse(const char *text, const char *file, int line, i
     if (!p.failed && !e->uses_new)
         perr(&p, e->side_off[0], "the gate reads no metric of the new colour (such as p95 or "
                                  "error_rate), so it could never fail");
+    e->side_new[1] = e->nnew - e->side_new[0];
+    if (!p.failed && e->side_new[0] && e->side_new[1] && !e->uses_old)
+        perr(&p, e->side_off[1], "both sides read the new colour and neither the old one: "
+                                 "compare against the old colour with baseline.<metric>, as in "
+                                 "p95 <= baseline.p95 * 1.2");
     if (p.failed) {
         rollout_expr_free(e);
         return NULL;
     }
+    if (e->warning)
+        cu_warn("%s", e->warning);
     return e;
 }
 
@@ -433,6 +508,11 @@ rollout_expr *rollout_expr_parse_node(const conf_node *n, char err[CU_ERRLEN])
 const char *rollout_expr_text(const rollout_expr *e)
 {
     return e->text;
+}
+
+const char *rx_warning(const rollout_expr *e)
+{
+    return e->warning;
 }
 
 bool rollout_expr_uses_baseline(const rollout_expr *e)

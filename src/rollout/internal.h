@@ -25,6 +25,9 @@ const char *rx_op_text(int op);
 bool rx_compare(int op, double l, double r);
 /* Whether a latency metric of the new (baseline=false) or old colour is read. */
 bool rx_uses_latency(const rollout_expr *e, bool baseline);
+/* The load-time warning of a gate that parses but is probably a slip
+ * (already logged), or NULL. */
+const char *rx_warning(const rollout_expr *e);
 /* "0.42%", "412.0ms", "3.20/s", "500". */
 void rx_format(double v, int dim, char *buf, size_t n);
 
@@ -71,8 +74,10 @@ typedef struct rj_outbox_row {
 
 int rj_open(rj **out, const char *path, char err[CU_ERRLEN]);
 void rj_close(rj *j);
-/* 1 and *st filled when a state row exists, 0 when the journal is new. */
-int rj_load_state(rj *j, rj_state *st);
+/* 1 and *st filled when a state row exists, 0 when the journal is new
+ * (no row), < 0 with err filled when the row cannot be read or names an
+ * unknown state (never mistaken for a new journal). */
+int rj_load_state(rj *j, rj_state *st, char err[CU_ERRLEN]);
 int rj_begin(rj *j);
 int rj_commit(rj *j);
 void rj_rollback(rj *j);
@@ -86,8 +91,9 @@ int rj_outbox_add(rj *j, const char *receiver, int64_t seq, const char *event,
                   const char *payload, int64_t time_ms);
 /* Outside: */
 int rj_mark_acted(rj *j, int64_t seq);
-/* Sequence numbers of decisions not yet acted on, oldest first (up to max). */
-size_t rj_unacted(rj *j, int64_t *seqs, size_t max);
+/* Sequence numbers of decisions not yet acted on, oldest first (up to max,
+ * count in *n). Returns 0 or -EIO. */
+int rj_unacted(rj *j, int64_t *seqs, size_t max, size_t *n);
 uint64_t rj_decision_count(rj *j);
 /* The oldest undelivered row for a receiver: 1 found, 0 none, < 0 error. */
 int rj_outbox_next(rj *j, const char *receiver, rj_outbox_row *row);
@@ -116,6 +122,17 @@ void rn_close(rn *n);
 rj *rollout__journal(rollout_ctl *c);
 const rollout_plan *rollout__plan(const rollout_ctl *c);
 int64_t rollout__now(const rollout_ctl *c);
+
+/* ---- text (text.c): JSON strings must be valid UTF-8 ---- */
+/* Whether s[0..len) is valid UTF-8 without NUL bytes. */
+bool rt_utf8_valid(const char *s, size_t len);
+/* Replaces each byte that is not part of a valid UTF-8 character with '?'. */
+void rt_utf8_clean(char *s);
+/* The longest prefix of s[0..max) (s holds at least max bytes) that does
+ * not end inside a multi-byte character. */
+size_t rt_utf8_cut(const char *s, size_t max);
+/* snprintf that, when it truncates, cuts on a character boundary. */
+int rt_fmt(char *buf, size_t n, const char *fmt, ...) CU_PRINTF(3, 4);
 
 /* ISO 8601 UTC with milliseconds. */
 void rj_iso_time(int64_t ms, char *buf, size_t n);

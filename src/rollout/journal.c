@@ -26,6 +26,7 @@
 struct rj {
     sqlite3 *db;
     int lock_fd;
+    bool failing;   /* a statement failed: log again only once a COMMIT succeeds */
 };
 
 static const char schema[] =
@@ -44,9 +45,11 @@ static const char schema[] =
     " errors_5xx INTEGER, transport_errors INTEGER, seconds REAL, latency BLOB,"
     " PRIMARY KEY(minute_ms, color));"
     "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT,"
-    " decision INTEGER, event TEXT, payload TEXT, created_ms INTEGER, delivered_ms INTEGER,"
+    " decision INTEGER, event TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER, delivered_ms INTEGER,"
     " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
-    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, delivered_ms, id);";
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, delivered_ms, id);"
+    /* rj_mark_acted and rj_unacted look only at the few unacted rows */
+    "CREATE INDEX IF NOT EXISTS decisions_unacted ON decisions(seq) WHERE acted=0;";
 
 static const char *const state_names[] = {"idle",     "progressing", "paused",
                                           "promoted", "rolled_back", "aborted"};
@@ -56,12 +59,13 @@ const char *rollout_state_name(rollout_state s)
     return (unsigned)s < CU_ARRAY_LEN(state_names) ? state_names[s] : "?";
 }
 
+/* The state named s, or -1 (unknown or NULL: a damaged journal). */
 static int state_of(const char *s)
 {
     for (size_t i = 0; s && i < CU_ARRAY_LEN(state_names); i++)
         if (strcmp(s, state_names[i]) == 0)
             return (int)i;
-    return ROLLOUT_IDLE;
+    return -1;
 }
 
 sqlite3 *rj_db(rj *j)
@@ -73,11 +77,25 @@ static int exec(rj *j, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cu_error("journal: %s: %s", sql, msg ? msg : "?");
+        if (!j->failing)
+            cu_error("journal: %s: %s", sql, msg ? msg : "?");
+        j->failing = true;
         sqlite3_free(msg);
         return -EIO;
     }
+    if (strcmp(sql, "COMMIT") == 0)
+        j->failing = false;
     return 0;
+}
+
+static sqlite3_stmt *prep(rj *j, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        cu_error("journal: %s: %s", sql, sqlite3_errmsg(j->db));
+        return NULL;
+    }
+    return st;
 }
 
 int rj_open(rj **out, const char *path, char err[CU_ERRLEN])
@@ -109,8 +127,20 @@ int rj_open(rj **out, const char *path, char err[CU_ERRLEN])
         goto fail;
     }
     sqlite3_busy_timeout(j->db, 2000);
-    if (exec(j, "PRAGMA journal_mode=WAL;") < 0 || exec(j, "PRAGMA synchronous=FULL;") < 0 ||
-        exec(j, schema) < 0) {
+    /* PRAGMA journal_mode answers the mode in force, which is not WAL when
+     * SQLite cannot use it (an in-memory database, no shared memory...):
+     * the crash-safety promises need WAL, so refuse anything else */
+    sqlite3_stmt *st = prep(j, "PRAGMA journal_mode=WAL;");
+    const char *mode = st && sqlite3_step(st) == SQLITE_ROW
+                           ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (!mode || strcmp(mode, "wal") != 0) {
+        snprintf(err, CU_ERRLEN, "%s: the journal needs SQLite's WAL mode, but journal_mode is "
+                 "'%s' (%s)", path, mode ? mode : "unknown", sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    if (exec(j, "PRAGMA synchronous=FULL;") < 0 || exec(j, schema) < 0) {
         snprintf(err, CU_ERRLEN, "%s: cannot set up the journal: %s", path, sqlite3_errmsg(j->db));
         goto fail;
     }
@@ -132,16 +162,6 @@ void rj_close(rj *j)
     free(j);
 }
 
-static sqlite3_stmt *prep(rj *j, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        cu_error("journal: %s: %s", sql, sqlite3_errmsg(j->db));
-        return NULL;
-    }
-    return st;
-}
-
 static int step_done(rj *j, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -153,20 +173,38 @@ static int step_done(rj *j, sqlite3_stmt *st)
     return 0;
 }
 
-int rj_load_state(rj *j, rj_state *s)
+int rj_load_state(rj *j, rj_state *s, char err[CU_ERRLEN])
 {
     sqlite3_stmt *st = prep(j, "SELECT run, state, step, weight, step_started_ms, deadline_ms,"
                                " next_analysis_ms, last_analysis_ms, failures, errors,"
                                " awaiting_approval, hold_notified, updated_ms FROM state WHERE id=1");
-    if (!st)
+    if (!st) {
+        snprintf(err, CU_ERRLEN, "cannot read the rollout state: %s", sqlite3_errmsg(j->db));
         return -EIO;
+    }
     int found = 0;
     memset(s, 0, sizeof *s);
     s->step = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        /* an unreadable state row is not a new journal: opening idle would
+         * drop a rollout half-way and leave the router's weight alone */
+        snprintf(err, CU_ERRLEN, "cannot read the rollout state: %s", sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        return -EIO;
+    }
+    if (rc == SQLITE_ROW) {
         found = 1;
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        s->state = state_of(name);
+        if (s->state < 0) {
+            snprintf(err, CU_ERRLEN, "the rollout state row names an unknown state '%.40s' "
+                     "(states: idle, progressing, paused, promoted, rolled_back, aborted): "
+                     "the journal is damaged", name ? name : "NULL");
+            sqlite3_finalize(st);
+            return -EINVAL;
+        }
         s->run = sqlite3_column_int64(st, 0);
-        s->state = state_of((const char *)sqlite3_column_text(st, 1));
         s->step = sqlite3_column_int(st, 2);
         s->weight = sqlite3_column_double(st, 3);
         s->step_started_ms = sqlite3_column_int64(st, 4);
@@ -280,19 +318,26 @@ int rj_mark_acted(rj *j, int64_t seq)
     return step_done(j, st);
 }
 
-size_t rj_unacted(rj *j, int64_t *seqs, size_t max)
+int rj_unacted(rj *j, int64_t *seqs, size_t max, size_t *n_out)
 {
+    *n_out = 0;
     sqlite3_stmt *st = prep(j, "SELECT seq FROM decisions WHERE acted=0 ORDER BY seq");
     size_t n = 0;
     if (!st)
-        return 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+        return -EIO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n < max)
             seqs[n] = sqlite3_column_int64(st, 0);
         n++;
     }
     sqlite3_finalize(st);
-    return CU_MIN(n, max);
+    if (rc != SQLITE_DONE) {
+        cu_error("journal: reading unacted decisions: %s", sqlite3_errmsg(j->db));
+        return -EIO;
+    }
+    *n_out = CU_MIN(n, max);
+    return 0;
 }
 
 uint64_t rj_decision_count(rj *j)
@@ -308,21 +353,48 @@ uint64_t rj_decision_count(rj *j)
 int rj_outbox_next(rj *j, const char *receiver, rj_outbox_row *row)
 {
     memset(row, 0, sizeof *row);
-    sqlite3_stmt *st = prep(j, "SELECT id, event, payload, attempts FROM outbox WHERE receiver=?"
-                               " AND delivered_ms IS NULL ORDER BY id LIMIT 1");
-    if (!st)
-        return -EIO;
-    sqlite3_bind_text(st, 1, receiver, -1, SQLITE_STATIC);
-    int found = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        found = 1;
+    /* a bad row (no event or payload: a journal older than the NOT NULL
+     * constraint) is set aside with delivered_ms = 0 and last_error, so it
+     * neither crashes the pump nor holds back the receiver's later rows */
+    for (int bad = 0; bad < 100; bad++) {
+        sqlite3_stmt *st = prep(j, "SELECT id, event, payload, attempts FROM outbox WHERE"
+                                   " receiver=? AND delivered_ms IS NULL ORDER BY id LIMIT 1");
+        if (!st)
+            return -EIO;
+        sqlite3_bind_text(st, 1, receiver, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            sqlite3_finalize(st);
+            return 0;
+        }
+        if (rc != SQLITE_ROW) {
+            cu_error("journal: reading the outbox: %s", sqlite3_errmsg(j->db));
+            sqlite3_finalize(st);
+            return -EIO;
+        }
         row->id = sqlite3_column_int64(st, 0);
-        row->event = cu_strdup((const char *)sqlite3_column_text(st, 1));
-        row->payload = cu_strdup((const char *)sqlite3_column_text(st, 2));
-        row->attempts = sqlite3_column_int(st, 3);
+        const char *ev = (const char *)sqlite3_column_text(st, 1);
+        const char *pl = (const char *)sqlite3_column_text(st, 2);
+        if (ev && pl) {
+            row->event = cu_strdup(ev);
+            row->payload = cu_strdup(pl);
+            row->attempts = sqlite3_column_int(st, 3);
+            sqlite3_finalize(st);
+            return 1;
+        }
+        sqlite3_finalize(st);
+        cu_error("journal: outbox row %lld for %s has no %s: set aside, not delivered",
+                 (long long)row->id, receiver, ev ? "payload" : "event");
+        st = prep(j, "UPDATE outbox SET delivered_ms=0, last_error='bad row: no event or payload,"
+                     " not delivered' WHERE id=?");
+        if (!st)
+            return -EIO;
+        sqlite3_bind_int64(st, 1, row->id);
+        if (step_done(j, st) < 0)
+            return -EIO;
+        row->id = 0;
     }
-    sqlite3_finalize(st);
-    return found;
+    return 0;
 }
 
 void rj_outbox_row_free(rj_outbox_row *row)

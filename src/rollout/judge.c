@@ -35,9 +35,9 @@ static void side_desc(const rollout_expr *e, int side, double v, char *buf, size
     char val[64];
     rx_format(v, rx_side_dim(e, side), val, sizeof val);
     if (constant)
-        snprintf(buf, n, "%s", t);
+        rt_fmt(buf, n, "%s", t);
     else
-        snprintf(buf, n, "%s %s", t, val);
+        rt_fmt(buf, n, "%s %s", t, val);
 }
 
 void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judgement *out)
@@ -49,13 +49,13 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     if (w->new_err < 0 || (w->old_err < 0 && (base || (w->old_has_traffic && w->require_old)))) {
         bool newbad = w->new_err < 0;
         out->verdict = ROLLOUT_ERROR;
-        snprintf(out->detail, sizeof out->detail, "could not read the %s window: %s",
+        rt_fmt(out->detail, sizeof out->detail, "could not read the %s window: %s",
                  newbad ? nn : on, strerror(-(newbad ? w->new_err : w->old_err)));
         return;
     }
     if (base && !w->old_has_traffic) {
         out->verdict = ROLLOUT_SKIP;
-        snprintf(out->detail, sizeof out->detail,
+        rt_fmt(out->detail, sizeof out->detail,
                  "skipped: %s carries no traffic, there is no baseline to compare with", on);
         return;
     }
@@ -69,16 +69,16 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
         const char *who = need_n >= need_o ? nn : on;
         char olds[96] = "";
         if (old_needed)
-            snprintf(olds, sizeof olds, ", %s %llu/%llu", on, (unsigned long long)have_o,
+            rt_fmt(olds, sizeof olds, ", %s %llu/%llu", on, (unsigned long long)have_o,
                      (unsigned long long)w->min_requests);
         const rollout_sample *short_s = need_n >= need_o ? w->new_color : w->old_color;
         char eta[96] = "";
         if (w->growing && short_s && short_s->seconds > 0 && short_s->requests > 0) {
             double rps = (double)short_s->requests / short_s->seconds;
-            snprintf(eta, sizeof eta, ", about %.0f s more at %.2f/s", (double)out->need_more / rps,
+            rt_fmt(eta, sizeof eta, ", about %.0f s more at %.2f/s", (double)out->need_more / rps,
                      rps);
         }
-        snprintf(out->detail, sizeof out->detail,
+        rt_fmt(out->detail, sizeof out->detail,
                  "need about %llu more requests on %s (%s %llu/%llu%s in %.0f s%s)",
                  (unsigned long long)out->need_more, who, nn, (unsigned long long)have_n,
                  (unsigned long long)w->min_requests, olds, w->new_color->seconds, eta);
@@ -86,12 +86,12 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     }
     if (rx_uses_latency(e, false) && w->new_color->latency_ms.count == 0) {
         out->verdict = ROLLOUT_ERROR;
-        snprintf(out->detail, sizeof out->detail, "no latency samples for %s", nn);
+        rt_fmt(out->detail, sizeof out->detail, "no latency samples for %s", nn);
         return;
     }
     if (base && rx_uses_latency(e, true) && (!w->old_color || w->old_color->latency_ms.count == 0)) {
         out->verdict = ROLLOUT_ERROR;
-        snprintf(out->detail, sizeof out->detail, "no latency samples for %s", on);
+        rt_fmt(out->detail, sizeof out->detail, "no latency samples for %s", on);
         return;
     }
     out->lhs = rx_side_value(e, 0, w->new_color, w->old_color);
@@ -101,7 +101,7 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     side_desc(e, 1, out->rhs, r, sizeof r);
     if (!isfinite(out->lhs) || !isfinite(out->rhs)) {
         out->verdict = ROLLOUT_ERROR;
-        snprintf(out->detail, sizeof out->detail, "cannot evaluate %s %s %s (division by zero or "
+        rt_fmt(out->detail, sizeof out->detail, "cannot evaluate %s %s %s (division by zero or "
                  "no requests)", l, rx_op_text(rx_op(e)), r);
         return;
     }
@@ -109,9 +109,9 @@ void rollout_judge(const rollout_expr *e, const rollout_window *w, rollout_judge
     out->verdict = ok ? ROLLOUT_PASS : ROLLOUT_FAIL;
     char lt[128];
     if (ok)
-        snprintf(out->detail, sizeof out->detail, "%s %s %s", l, rx_op_text(rx_op(e)), r);
+        rt_fmt(out->detail, sizeof out->detail, "%s %s %s", l, rx_op_text(rx_op(e)), r);
     else /* "p95 612.0ms, wanted p95 <= 500ms" names value and threshold */
-        snprintf(out->detail, sizeof out->detail, "%s, wanted %s %s %s", l,
+        rt_fmt(out->detail, sizeof out->detail, "%s, wanted %s %s %s", l,
                  rx_side_text(e, 0, NULL, lt, sizeof lt), rx_op_text(rx_op(e)), r);
 }
 
@@ -149,16 +149,18 @@ static json_t *num_or_null(double v)
 static void trip_detail(rollout_judgement *j, bool fired)
 {
     char d[sizeof j->detail];
-    snprintf(d, sizeof d, "%s", j->detail);
+    rt_fmt(d, sizeof d, "%s", j->detail);
     char *w = strstr(d, ", wanted ");
+    /* rt_fmt cuts the whole on a character boundary; the half cut below too */
     if (fired) {
-        snprintf(j->detail, sizeof j->detail, "tripped: %.480s", d);
+        rt_fmt(j->detail, sizeof j->detail, "tripped: %s", d);
     } else if (w) {
         *w = 0;
-        snprintf(j->detail, sizeof j->detail, "not tripped: %.240s, trips when %.240s", d,
-                 w + strlen(", wanted "));
+        const char *want = w + strlen(", wanted ");
+        rt_fmt(j->detail, sizeof j->detail, "not tripped: %.*s, trips when %s",
+               (int)rt_utf8_cut(d, CU_MIN(strlen(d), (size_t)240)), d, want);
     } else {
-        snprintf(j->detail, sizeof j->detail, "not tripped: %.480s", d);
+        rt_fmt(j->detail, sizeof j->detail, "not tripped: %s", d);
     }
 }
 
@@ -190,18 +192,18 @@ void rj_analyse(rollout_expr *const *exprs, size_t n, const rollout_window *w, d
         case ROLLOUT_FAIL:
             out->nfail++;
             if (!first_fail[0])
-                snprintf(first_fail, sizeof first_fail, "%s", j->detail);
+                rt_fmt(first_fail, sizeof first_fail, "%s", j->detail);
             break;
         case ROLLOUT_HOLD:
             out->nhold++;
             out->need_more = CU_MAX(out->need_more, j->need_more);
             if (!first_hold[0])
-                snprintf(first_hold, sizeof first_hold, "%s", j->detail);
+                rt_fmt(first_hold, sizeof first_hold, "%s", j->detail);
             break;
         case ROLLOUT_ERROR:
             out->nerror++;
             if (!first_err[0])
-                snprintf(first_err, sizeof first_err, "%s", j->detail);
+                rt_fmt(first_err, sizeof first_err, "%s", j->detail);
             break;
         default: out->nskip++; break;
         }
@@ -229,9 +231,9 @@ void rj_analyse(rollout_expr *const *exprs, size_t n, const rollout_window *w, d
         out->verdict = ROLLOUT_PASS;
     }
     if (why && why[0])
-        snprintf(out->summary, sizeof out->summary, "%s", why);
+        rt_fmt(out->summary, sizeof out->summary, "%s", why);
     else
-        snprintf(out->summary, sizeof out->summary, "%zu gate%s passed%s", out->npass,
+        rt_fmt(out->summary, sizeof out->summary, "%zu gate%s passed%s", out->npass,
                  out->npass == 1 ? "" : "s", out->nskip ? " (baseline gates skipped)" : "");
 }
 

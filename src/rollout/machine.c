@@ -9,7 +9,7 @@
  * Every transition and every analysis is one decision: decide() journals the
  * record, the next state, the weight change and the notifications in one
  * transaction, and only then sets the weight (act). Two speeds: tripwires
- * every tick (1 s) over a short window, acting in the same tick; gates every
+ * every tick (ROLLOUT_TICK_MS, 200 ms) over a short window, acting in the same tick; gates every
  * analysis interval, deciding promotion when a hold ends (waiting while any
  * gate holds for data). Pausing freezes the schedule (no analysis, no
  * advance); tripwires stay armed whenever the new colour has weight.
@@ -35,6 +35,7 @@ struct rollout_ctl {
     int64_t pending_seq;     /* newest decision journaled but not yet acted */
     uint64_t decisions, recovered;
     int64_t last_minute_ms;
+    bool journal_failing;    /* the last decision could not be journaled (logged once) */
     rollout_sample s_new, s_old;
 };
 
@@ -123,9 +124,12 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
         rj_iso_time(n.deadline_ms, iso, sizeof iso);
         json_object_set_new(rec, "deadline", json_string(iso));
     }
+    /* a record or payload jansson cannot encode (invalid UTF-8 slipped in)
+     * fails the whole transaction: never a row with a NULL text */
     char *rec_s = json_dumps(rec, JSON_COMPACT);
     int64_t seq = 0;
-    int rc = rj_begin(c->j);
+    int rc = rec_s ? rj_begin(c->j) : -EINVAL;
+    bool began = rc == 0;
     if (rc == 0)
         rc = rj_add_decision(c->j, now, &n, kind, verdict, action, rec_s, &seq);
     if (rc == 0 && weight_changed)
@@ -135,14 +139,18 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
     json_object_set_new(rec, "seq", json_integer(seq));
     for (size_t i = 0; rc == 0 && i < nev; i++) {
         char id[96];
-        snprintf(id, sizeof id, "%lld-%lld-%s", (long long)n.run, (long long)seq, ev[i].name);
+        rt_fmt(id, sizeof id, "%lld-%lld-%s", (long long)n.run, (long long)seq, ev[i].name);
         json_t *p = json_pack("{s:s,s:s,s:s,s:o,s:O}", "text", ev[i].text, "event", ev[i].name,
                               "event_id", id, "rollout", rollout_json(c, &n), "decision", rec);
-        char *ps = json_dumps(p, JSON_COMPACT);
+        char *ps = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        if (!ps) {
+            cu_error("rollout: cannot encode the '%s' notification as JSON", ev[i].name);
+            rc = -EINVAL;
+        }
         unsigned bit = 0;
         while (bit < ROLLOUT_NEVENTS && strcmp(rollout_event_names[bit], ev[i].name) != 0)
             bit++;
-        for (size_t r = 0; rc == 0 && r < c->plan->nreceivers; r++)
+        for (size_t r = 0; rc == 0 && ps && r < c->plan->nreceivers; r++)
             if (bit == ROLLOUT_NEVENTS || (c->plan->receivers[r].events & (1u << bit)))
                 rc = rj_outbox_add(c->j, c->plan->receivers[r].key, seq, ev[i].name, ps, now);
         free(ps);
@@ -153,14 +161,24 @@ static int decide(rollout_ctl *c, int64_t now, const char *kind, const char *ver
     free(rec_s);
     json_decref(rec);
     if (rc < 0) {
-        rj_rollback(c->j);
-        cu_error("rollout: cannot journal the decision '%s'", action);
+        if (began)
+            rj_rollback(c->j);
+        if (!rec_s)
+            cu_error("rollout: cannot encode the decision '%s' as JSON", action);
+        if (!c->journal_failing)
+            cu_error("rollout: cannot journal the decision '%s' (logged once until the journal "
+                     "takes a decision again; analyses go on in memory)", action);
+        c->journal_failing = true;
         if (n.weight == 0 && c->st.weight != 0) { /* still get traffic off the new colour */
+            cu_error("rollout: %s to 0%% without a journal record: %s", c->plan->to, action);
             c->st = n;
             act(c);
         }
         return -EIO;
     }
+    if (c->journal_failing)
+        cu_info("rollout: the journal takes decisions again ('%s')", action);
+    c->journal_failing = false;
     c->st = n;
     c->decisions++;
     c->pending_seq = seq;
@@ -188,11 +206,14 @@ static void read_both(rollout_ctl *c, uint64_t seconds, rollout_window *w)
     w->old_has_traffic = c->st.weight < 100;
 }
 
+/* Whole seconds of the window, clipped to the time in the step and rounded
+ * down (never up: half a second of the previous step must not vouch for
+ * this one); at least 1 (an analysis waits for that, see rollout_tick). */
 static uint64_t window_seconds(const rollout_ctl *c, int64_t now, int64_t window_ms)
 {
     int64_t since = now - c->st.step_started_ms;
     int64_t ms = CU_MIN(window_ms, since);
-    return ms < 1000 ? 1 : (uint64_t)((ms + 500) / 1000);
+    return ms < 1000 ? 1 : (uint64_t)(ms / 1000);
 }
 
 /* ---- transitions ------------------------------------------------------------------- */
@@ -228,18 +249,18 @@ static int advance(rollout_ctl *c, int64_t now, const char *kind, const char *ve
     const rollout_plan *p = c->plan;
     if ((size_t)c->st.step + 1 >= p->nsteps) {
         end_run(&n, ROLLOUT_PROMOTED, 100);
-        snprintf(action, sizeof action, "promote: %s to 100%%", p->to);
+        rt_fmt(action, sizeof action, "promote: %s to 100%%", p->to);
         ev[nev].name = "promoted";
-        snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: promoted, %s takes 100%% of "
+        rt_fmt(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: promoted, %s takes 100%% of "
                  "traffic (%s)", p->from, p->to, p->to, why);
     } else {
         enter_step(c, &n, c->st.step + 1, now);
         char iso[40];
         rj_iso_time(n.deadline_ms, iso, sizeof iso);
-        snprintf(action, sizeof action, "advance to step %d: %s to %g%%, hold until %s",
+        rt_fmt(action, sizeof action, "advance to step %d: %s to %g%%, hold until %s",
                  n.step + 1, p->to, n.weight, iso);
         ev[nev].name = "step";
-        snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d of %zu, %s at %g%% "
+        rt_fmt(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d of %zu, %s at %g%% "
                  "until %s (%s)", p->from, p->to, n.step + 1, p->nsteps, p->to, n.weight, iso, why);
     }
     if (detail)
@@ -254,9 +275,9 @@ static int rollback(rollout_ctl *c, int64_t now, const char *kind, const char *v
     rj_state n = c->st;
     end_run(&n, ROLLOUT_ROLLED_BACK, 0);
     char action[256];
-    snprintf(action, sizeof action, "rollback: %s to 0%%", c->plan->to);
+    rt_fmt(action, sizeof action, "rollback: %s to 0%%", c->plan->to);
     event ev = {.name = "rollback"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: ROLLED BACK at step %d, %s to 0%%, %s "
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: ROLLED BACK at step %d, %s to 0%%, %s "
              "takes all traffic. Reason: %s", c->plan->from, c->plan->to, c->st.step + 1,
              c->plan->to, c->plan->from, why);
     return decide(c, now, kind, verdict, action, detail, &n, &ev, 1);
@@ -290,9 +311,21 @@ static bool check_tripwires(rollout_ctl *c, int64_t now)
         return false;
     }
     char why[600 + 512];
-    snprintf(why, sizeof why, "tripwire %s", a.summary);
+    rt_fmt(why, sizeof why, "tripwire %s", a.summary);
     rollback(c, now, "tripwire", "FAIL", analysis_detail(&a, "tripwires"), why);
     return true;
+}
+
+/* An analysis whose decision the journal refused still happened: keep its
+ * counters and the schedule in memory, so failures add up toward the limit
+ * (whose rollback to weight 0 happens even unjournaled) and the next
+ * analysis waits an interval instead of re-running at every tick. */
+static void keep_in_memory(rollout_ctl *c, const rj_state *n)
+{
+    c->st.failures = n->failures;
+    c->st.errors = n->errors;
+    c->st.last_analysis_ms = n->last_analysis_ms;
+    c->st.next_analysis_ms = n->next_analysis_ms;
 }
 
 static void analyse(rollout_ctl *c, int64_t now)
@@ -318,7 +351,7 @@ static void analyse(rollout_ctl *c, int64_t now)
     default: break;
     }
     if (n.failures > p->failure_limit) {
-        snprintf(why, sizeof why, "%u failed analyses (failure_limit %u); last: %s", n.failures,
+        rt_fmt(why, sizeof why, "%u failed analyses (failure_limit %u); last: %s", n.failures,
                  p->failure_limit, a.summary);
         c->st.failures = n.failures; /* the record shows the count that tripped */
         c->st.errors = n.errors;
@@ -327,7 +360,7 @@ static void analyse(rollout_ctl *c, int64_t now)
         return;
     }
     if (n.errors > p->error_limit) {
-        snprintf(why, sizeof why, "%u analyses in a row could not measure (error_limit %u); "
+        rt_fmt(why, sizeof why, "%u analyses in a row could not measure (error_limit %u); "
                  "last: %s", n.errors, p->error_limit, a.summary);
         c->st.failures = n.failures;
         c->st.errors = n.errors;
@@ -344,15 +377,17 @@ static void analyse(rollout_ctl *c, int64_t now)
         if (s->approve) {
             /* the gates keep being judged while a person decides: approval
              * is offered only while the last analysis passed */
-            snprintf(action, sizeof action, "wait for approval to leave step %d", n.step + 1);
+            rt_fmt(action, sizeof action, "wait for approval to leave step %d", n.step + 1);
             if (!c->st.awaiting_approval) {
                 ev[nev].name = "approval";
-                snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at "
+                rt_fmt(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d (%s at "
                          "%g%%) passed its gates and waits for approval: cutover rollout approve",
                          p->from, p->to, n.step + 1, p->to, n.weight);
             }
             n.awaiting_approval = true;
-            decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
+            if (decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev,
+                       nev) < 0)
+                keep_in_memory(c, &n);
             return;
         }
         c->st.last_analysis_ms = now;
@@ -362,25 +397,26 @@ static void analyse(rollout_ctl *c, int64_t now)
         return;
     }
     if (a.verdict == ROLLOUT_HOLD) {
-        snprintf(action, sizeof action, "hold for data: %s", a.summary);
+        rt_fmt(action, sizeof action, "hold for data: %s", a.summary);
         if (!n.hold_notified) {
             n.hold_notified = true;
             ev[nev].name = "hold";
-            snprintf(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d holds for data, "
+            rt_fmt(ev[nev++].text, sizeof ev[0].text, "cutover %s->%s: step %d holds for data, "
                      "%s", p->from, p->to, n.step + 1, a.summary);
         }
     } else if (a.verdict == ROLLOUT_FAIL) {
-        snprintf(action, sizeof action, "halt at %g%%: failure %u of %u tolerated: %s", n.weight,
+        rt_fmt(action, sizeof action, "halt at %g%%: failure %u of %u tolerated: %s", n.weight,
                  n.failures, p->failure_limit, a.summary);
     } else if (a.verdict == ROLLOUT_ERROR) {
-        snprintf(action, sizeof action, "halt at %g%%: could not measure (%u in a row, %u "
+        rt_fmt(action, sizeof action, "halt at %g%%: could not measure (%u in a row, %u "
                  "tolerated): %s", n.weight, n.errors, p->error_limit, a.summary);
     } else {
         char iso[40];
         rj_iso_time(c->st.deadline_ms, iso, sizeof iso);
-        snprintf(action, sizeof action, "continue: hold at %g%% until %s", n.weight, iso);
+        rt_fmt(action, sizeof action, "continue: hold at %g%% until %s", n.weight, iso);
     }
-    decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev);
+    if (decide(c, now, "analysis", verdict, action, analysis_detail(&a, "gates"), &n, ev, nev) < 0)
+        keep_in_memory(c, &n);
 }
 
 static void record_minute(rollout_ctl *c, int64_t now)
@@ -418,8 +454,10 @@ void rollout_tick(rollout_ctl *c)
             goto out;
     }
     if (c->st.state == ROLLOUT_PROGRESSING) {
-        bool due = now >= c->st.next_analysis_ms ||
-                   (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms);
+        /* no analysis before the step has a full second of its own data */
+        bool due = now >= c->st.step_started_ms + 1000 &&
+                   (now >= c->st.next_analysis_ms ||
+                    (now >= c->st.deadline_ms && c->st.last_analysis_ms < c->st.deadline_ms));
         if (due)
             analyse(c, now);
     }
@@ -440,20 +478,38 @@ static int refuse(char err[CU_ERRLEN], int code, const char *fmt, ...)
     return code;
 }
 
+/* {"by": ...}; a name that is not valid UTF-8 is cleaned ('?' per bad
+ * byte) rather than dropped, so the record always says who asked. */
 static json_t *by_detail(const char *by)
 {
-    return json_pack("{s:s}", "by", by && by[0] ? by : "unknown");
+    char *who = cu_strdup(by && by[0] ? by : "unknown");
+    rt_utf8_clean(who);
+    json_t *d = json_object();
+    json_object_set_new(d, "by", json_string(who));
+    free(who);
+    return d;
+}
+
+/* `by` as it goes into texts: "unknown" when absent, cut at 128 bytes on a
+ * character boundary, invalid UTF-8 bytes replaced (the C API may pass anything). */
+static const char *who(const char *by, char *buf, size_t n)
+{
+    rt_fmt(buf, n, "%s", by && by[0] ? by : "unknown");
+    rt_utf8_clean(buf);
+    return buf;
 }
 
 static int journal_err(int rc, char err[CU_ERRLEN])
 {
     if (rc < 0)
-        snprintf(err, CU_ERRLEN, "the journal refused the decision (see the log)");
+        rt_fmt(err, CU_ERRLEN, "the journal refused the decision (see the log)");
     return rc;
 }
 
 int rollout_start(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     int s = c->st.state;
     if (s == ROLLOUT_PROGRESSING || s == ROLLOUT_PAUSED)
         return refuse(err, -EALREADY, "a rollout is already %s (step %d)", rollout_state_name(s),
@@ -468,25 +524,27 @@ int rollout_start(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
     enter_step(c, &n, 0, now);
     char action[256], iso[40];
     rj_iso_time(n.deadline_ms, iso, sizeof iso);
-    snprintf(action, sizeof action, "start run %lld: %s to %g%%, hold until %s", (long long)n.run,
+    rt_fmt(action, sizeof action, "start run %lld: %s to %g%%, hold until %s", (long long)n.run,
              c->plan->to, n.weight, iso);
     event ev = {.name = "start"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: rollout started by %s, step 1 of %zu: %s "
-             "at %g%% until %s", c->plan->from, c->plan->to, by ? by : "unknown", c->plan->nsteps,
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: rollout started by %s, step 1 of %zu: %s "
+             "at %g%% until %s", c->plan->from, c->plan->to, by, c->plan->nsteps,
              c->plan->to, n.weight, iso);
     return journal_err(decide(c, now, "command", "-", action, by_detail(by), &n, &ev, 1), err);
 }
 
 int rollout_pause(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     if (c->st.state != ROLLOUT_PROGRESSING)
         return refuse(err, c->st.state == ROLLOUT_PAUSED ? -EALREADY : -EINVAL,
                       "cannot pause: the rollout is %s", rollout_state_name(c->st.state));
     rj_state n = c->st;
     n.state = ROLLOUT_PAUSED;
     event ev = {.name = "pause"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: paused by %s at step %d (%s %g%%); "
-             "tripwires stay armed", c->plan->from, c->plan->to, by ? by : "unknown", n.step + 1,
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: paused by %s at step %d (%s %g%%); "
+             "tripwires stay armed", c->plan->from, c->plan->to, by, n.step + 1,
              c->plan->to, n.weight);
     return journal_err(decide(c, rollout__now(c), "command", "-", "pause", by_detail(by), &n,
                               &ev, 1), err);
@@ -494,20 +552,24 @@ int rollout_pause(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 
 int rollout_resume(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     if (c->st.state != ROLLOUT_PAUSED)
         return refuse(err, -EINVAL, "cannot resume: the rollout is %s, not paused",
                       rollout_state_name(c->st.state));
     rj_state n = c->st;
     n.state = ROLLOUT_PROGRESSING;
     event ev = {.name = "resume"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: resumed by %s at step %d", c->plan->from,
-             c->plan->to, by ? by : "unknown", n.step + 1);
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: resumed by %s at step %d", c->plan->from,
+             c->plan->to, by, n.step + 1);
     return journal_err(decide(c, rollout__now(c), "command", "-", "resume", by_detail(by), &n,
                               &ev, 1), err);
 }
 
 int rollout_approve(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     if (c->st.state != ROLLOUT_PROGRESSING || !c->st.awaiting_approval) {
         if (c->st.state == ROLLOUT_PROGRESSING && c->plan->steps[c->st.step].approve)
             return refuse(err, -EINVAL, "step %d waits for approval only once its hold is over "
@@ -516,22 +578,24 @@ int rollout_approve(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
                       rollout_state_name(c->st.state));
     }
     char why[128];
-    snprintf(why, sizeof why, "approved by %s", by ? by : "unknown");
+    rt_fmt(why, sizeof why, "approved by %s", by);
     return journal_err(advance(c, rollout__now(c), "command", "-", by_detail(by), why), err);
 }
 
 int rollout_promote(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     if (c->st.state != ROLLOUT_PROGRESSING && c->st.state != ROLLOUT_PAUSED)
         return refuse(err, -EINVAL, "cannot promote: the rollout is %s",
                       rollout_state_name(c->st.state));
     rj_state n = c->st;
     end_run(&n, ROLLOUT_PROMOTED, 100);
     char action[128];
-    snprintf(action, sizeof action, "promote: %s to 100%% (by command)", c->plan->to);
+    rt_fmt(action, sizeof action, "promote: %s to 100%% (by command)", c->plan->to);
     event ev = {.name = "promoted"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: promoted by %s at step %d, %s takes 100%% "
-             "of traffic", c->plan->from, c->plan->to, by ? by : "unknown", c->st.step + 1,
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: promoted by %s at step %d, %s takes 100%% "
+             "of traffic", c->plan->from, c->plan->to, by, c->st.step + 1,
              c->plan->to);
     return journal_err(decide(c, rollout__now(c), "command", "-", action, by_detail(by), &n, &ev,
                               1), err);
@@ -539,16 +603,18 @@ int rollout_promote(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 
 int rollout_abort(rollout_ctl *c, const char *by, char err[CU_ERRLEN])
 {
+    char whobuf[128];
+    by = who(by, whobuf, sizeof whobuf);
     if (c->st.state != ROLLOUT_PROGRESSING && c->st.state != ROLLOUT_PAUSED)
         return refuse(err, -EINVAL, "cannot abort: the rollout is %s",
                       rollout_state_name(c->st.state));
     rj_state n = c->st;
     end_run(&n, ROLLOUT_ABORTED, 0);
     char action[128];
-    snprintf(action, sizeof action, "abort: %s to 0%%", c->plan->to);
+    rt_fmt(action, sizeof action, "abort: %s to 0%%", c->plan->to);
     event ev = {.name = "abort"};
-    snprintf(ev.text, sizeof ev.text, "cutover %s->%s: aborted by %s at step %d, %s takes all "
-             "traffic", c->plan->from, c->plan->to, by ? by : "unknown", c->st.step + 1,
+    rt_fmt(ev.text, sizeof ev.text, "cutover %s->%s: aborted by %s at step %d, %s takes all "
+             "traffic", c->plan->from, c->plan->to, by, c->st.step + 1,
              c->plan->from);
     return journal_err(decide(c, rollout__now(c), "command", "-", action, by_detail(by), &n, &ev,
                               1), err);
@@ -570,7 +636,7 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     *out = NULL;
     if (!cfg->plan || !cfg->ops || !cfg->ops->set_weight || !cfg->ops->read_window ||
         !cfg->journal_path || (!cfg->loop && !cfg->manual_ticks)) {
-        snprintf(err, CU_ERRLEN, "rollout: plan, journal path, target ops and a loop are required");
+        rt_fmt(err, CU_ERRLEN, "rollout: plan, journal path, target ops and a loop are required");
         return -EINVAL;
     }
     rollout_ctl *c = cu_calloc(1, sizeof *c);
@@ -581,9 +647,11 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     int rc = rj_open(&c->j, cfg->journal_path, err);
     if (rc < 0)
         goto fail;
-    rc = rj_load_state(c->j, &c->st);
+    char why[CU_ERRLEN];
+    rc = rj_load_state(c->j, &c->st, why);
     if (rc < 0) {
-        snprintf(err, CU_ERRLEN, "%s: cannot read the rollout state", cfg->journal_path);
+        rt_fmt(err, CU_ERRLEN, "%s: %s; refusing to start the controller (move the file "
+               "aside to start afresh)", cfg->journal_path, why);
         goto fail;
     }
     if (rc == 0) {
@@ -591,7 +659,7 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
         c->st.step = -1;
     }
     if (c->st.state != ROLLOUT_IDLE && (size_t)c->st.step >= c->plan->nsteps) {
-        snprintf(err, CU_ERRLEN, "%s: the journal is at step %d but the plan has %zu steps; "
+        rt_fmt(err, CU_ERRLEN, "%s: the journal is at step %d but the plan has %zu steps; "
                  "finish or abort that rollout with the plan it started with", cfg->journal_path,
                  c->st.step + 1, c->plan->nsteps);
         rc = -EINVAL;
@@ -606,7 +674,12 @@ int rollout_open(rollout_ctl **out, const rollout_config *cfg, char err[CU_ERRLE
     /* recovery: re-apply the journaled weight; decisions that never got to
      * act are acted now (not decided again) */
     int64_t seqs[64];
-    size_t nun = rj_unacted(c->j, seqs, CU_ARRAY_LEN(seqs));
+    size_t nun = 0;
+    if ((rc = rj_unacted(c->j, seqs, CU_ARRAY_LEN(seqs), &nun)) < 0) {
+        rt_fmt(err, CU_ERRLEN, "%s: cannot read the decisions to recover: %s", cfg->journal_path,
+               sqlite3_errmsg(rj_db(c->j)));
+        goto fail;
+    }
     c->recovered = nun;
     c->pending_seq = nun ? seqs[nun - 1] : 0;
     c->weight_applied = false; /* forces set_weight: the target may have restarted too */

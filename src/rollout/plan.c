@@ -1,7 +1,10 @@
 /* The rollout plan: the `rollout:` section of the serve config, parsed and
- * checked once at load time. Every error names file:line:column; unknown
- * keys warn with the nearest valid key; gate strings are compiled here, so
- * a typo in a gate fails the load instead of silently meaning "no gate".
+ * checked once at load time. Every error names file:line:column; an unknown
+ * key anywhere under `rollout:` is an error naming the nearest valid key;
+ * `analysis.gates`, `analysis.rollback_when` and each step's `hold` are
+ * required (an explicit `[]` opts out of gates or tripwires, with a
+ * warning); gate strings are compiled here. So a typo fails the load
+ * instead of silently meaning "no gate", "no tripwire" or "no hold".
  * A parsed plan is immutable and may be read from any thread.
  */
 #include <ctype.h>
@@ -24,6 +27,45 @@ static const char *const notify_keys[] = {"webhook", "exec", "timeout", "ca", "e
 
 const char *const rollout_event_names[ROLLOUT_NEVENTS] = {
     "start", "step", "hold", "approval", "rollback", "promoted", "abort", "pause", "resume"};
+
+/* Unknown keys are errors, not warnings: a typo in a plan must never
+ * silently mean no gate, no tripwire, no hold or no approval. The message
+ * names the nearest valid key, or the level a known key belongs to (a
+ * `rollback_when` indented one level too little lands in `rollout:`). */
+static int check_keys(const conf_node *map, const char *const *allowed, size_t nallowed,
+                      const char *where, char err[CU_ERRLEN])
+{
+    static const struct { const char *const *keys; size_t n; const char *where; } levels[] = {
+        {plan_keys, CU_ARRAY_LEN(plan_keys), "rollout"},
+        {step_keys, CU_ARRAY_LEN(step_keys), "a step"},
+        {analysis_keys, CU_ARRAY_LEN(analysis_keys), "rollout.analysis"},
+        {notify_keys, CU_ARRAY_LEN(notify_keys), "a rollout.notify item"},
+    };
+    for (size_t i = 0; i < map->n; i++) {
+        const conf_node *kn = map->keys[i];
+        const char *k = kn->str ? kn->str : "";
+        bool ok = false;
+        for (size_t j = 0; j < nallowed && !ok; j++)
+            ok = strcmp(k, allowed[j]) == 0;
+        if (ok)
+            continue;
+        const char *near = cu_nearest(k, allowed, nallowed);
+        const char *belongs = NULL;
+        for (size_t l = 0; l < CU_ARRAY_LEN(levels) && !belongs && !near; l++)
+            for (size_t j = 0; j < levels[l].n && !belongs; j++)
+                if (strcmp(k, levels[l].keys[j]) == 0)
+                    belongs = levels[l].where;
+        if (near)
+            conf_errf(err, kn, "unknown key '%s' in %s (did you mean '%s'?)", k, where, near);
+        else if (belongs)
+            conf_errf(err, kn, "'%s' does not belong in %s but in %s (check its indentation)", k,
+                      where, belongs);
+        else
+            conf_errf(err, kn, "unknown key '%s' in %s", k, where);
+        return -EINVAL;
+    }
+    return 0;
+}
 
 /* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
 static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
@@ -111,7 +153,8 @@ static int parse_steps(rollout_plan *p, const conf_node *n, const conf_node *par
             conf_errf(err, s, "a step must be a map such as { weight: 10, hold: 1h }");
             return -EINVAL;
         }
-        conf_check_keys(s, step_keys, CU_ARRAY_LEN(step_keys), "rollout step");
+        if (check_keys(s, step_keys, CU_ARRAY_LEN(step_keys), "a step", err) < 0)
+            return -EINVAL;
         const conf_node *w = conf_get(s, "weight"), *h = conf_get(s, "hold"),
                         *a = conf_get(s, "approve");
         if (!w) {
@@ -130,7 +173,12 @@ static int parse_steps(rollout_plan *p, const conf_node *n, const conf_node *par
             return -EINVAL;
         }
         st->weight = wv;
-        if (h && duration_ms(h, &st->hold_ms, "hold", err) < 0)
+        if (!h) {
+            conf_errf(err, s, "step %zu needs a hold (how long to stay at this weight, such as "
+                              "1h; 'hold: 0s' to leave as soon as the gates pass)", i + 1);
+            return -EINVAL;
+        }
+        if (duration_ms(h, &st->hold_ms, "hold", err) < 0)
             return -EINVAL;
         if (a) {
             if (a->type != CONF_BOOL) {
@@ -143,11 +191,25 @@ static int parse_steps(rollout_plan *p, const conf_node *n, const conf_node *par
     return 0;
 }
 
-static int parse_exprs(const conf_node *n, rollout_expr ***out, size_t *nout, const char *what,
-                       char err[CU_ERRLEN])
+/* `what` is required: absent or empty (`gates:` with nothing after it) is an
+ * error; an explicit `[]` opts out, with a warning. */
+static int parse_exprs(const conf_node *n, const conf_node *parent, rollout_expr ***out,
+                       size_t *nout, const char *what, const char *example, char err[CU_ERRLEN])
 {
-    if (!n || n->type == CONF_NULL)
-        return 0;
+    if (!n) {
+        conf_errf(err, parent, "rollout.analysis.%s is required, such as %s: [ \"%s\" ] (an "
+                  "explicit [] runs without any)", what, what, example);
+        return -EINVAL;
+    }
+    if (n->type == CONF_NULL) {
+        conf_errf(err, n, "rollout.analysis.%s is empty: list them, such as [ \"%s\" ], or write "
+                  "[] to run without any", what, example);
+        return -EINVAL;
+    }
+    if (n->type == CONF_SEQ && n->n == 0)
+        conf_warnf(n, "rollout.analysis.%s is [], so %s", what,
+                   strcmp(what, "gates") == 0 ? "no gate judges the steps: each step advances "
+                   "when its hold ends" : "no tripwire rolls back between analyses");
     if (n->type == CONF_STRING) { /* one gate on its own */
         *out = cu_calloc(1, sizeof **out);
         if (!((*out)[0] = rollout_expr_parse_node(n, err)))
@@ -168,7 +230,8 @@ static int parse_exprs(const conf_node *n, rollout_expr ***out, size_t *nout, co
     return 0;
 }
 
-static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLEN])
+static int parse_analysis(rollout_plan *p, const conf_node *a, const conf_node *parent,
+                          char err[CU_ERRLEN])
 {
     p->interval_ms = 60000;
     p->min_requests = 100;
@@ -176,13 +239,17 @@ static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLE
     p->tripwire_min_requests = 20;
     p->failure_limit = 2;
     p->error_limit = 3;
-    if (!a)
-        goto defaults;
-    if (a->type != CONF_MAP) {
-        conf_errf(err, a, "rollout.analysis must be a map { interval, min_requests, gates, ... }");
+    if (!a || a->type != CONF_MAP) {
+        if (a)
+            conf_errf(err, a, "rollout.analysis must be a map { interval, min_requests, gates, "
+                              "rollback_when, ... }");
+        else
+            conf_errf(err, parent, "rollout: 'analysis' is required, with its gates and "
+                                   "rollback_when (explicit [] to run without them)");
         return -EINVAL;
     }
-    conf_check_keys(a, analysis_keys, CU_ARRAY_LEN(analysis_keys), "rollout.analysis");
+    if (check_keys(a, analysis_keys, CU_ARRAY_LEN(analysis_keys), "rollout.analysis", err) < 0)
+        return -EINVAL;
     const conf_node *n;
     uint64_t u;
     if ((n = conf_get(a, "interval")) && duration_ms(n, &p->interval_ms, "interval", err) < 0)
@@ -224,12 +291,12 @@ static int parse_analysis(rollout_plan *p, const conf_node *a, char err[CU_ERRLE
             return -EINVAL;
         p->error_limit = (unsigned)CU_MIN(u, 1000000u);
     }
-    if (parse_exprs(conf_get(a, "gates"), &p->gates, &p->ngates, "gates", err) < 0)
-        return -EINVAL;
-    if (parse_exprs(conf_get(a, "rollback_when"), &p->tripwires, &p->ntripwires, "rollback_when",
+    if (parse_exprs(conf_get(a, "gates"), a, &p->gates, &p->ngates, "gates", "p95 < 500ms",
                     err) < 0)
         return -EINVAL;
-defaults:
+    if (parse_exprs(conf_get(a, "rollback_when"), a, &p->tripwires, &p->ntripwires,
+                    "rollback_when", "error_rate > 5%", err) < 0)
+        return -EINVAL;
     if (!p->window_ms)
         p->window_ms = p->interval_ms;
     return 0;
@@ -253,7 +320,9 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
             conf_errf(err, r, "a receiver must be { webhook: URL } or { exec: \"command\" }");
             return -EINVAL;
         }
-        conf_check_keys(r, notify_keys, CU_ARRAY_LEN(notify_keys), "rollout.notify item");
+        if (check_keys(r, notify_keys, CU_ARRAY_LEN(notify_keys), "a rollout.notify item",
+                       err) < 0)
+            return -EINVAL;
         const conf_node *w = conf_get(r, "webhook"), *x = conf_get(r, "exec"),
                         *t = conf_get(r, "timeout");
         if ((w != NULL) == (x != NULL)) {
@@ -281,6 +350,11 @@ static int parse_notify(rollout_plan *p, const conf_node *n, char err[CU_ERRLEN]
         }
         if (t && duration_ms(t, &rc->timeout_ms, "timeout", err) < 0)
             return -EINVAL;
+        if (t && rc->timeout_ms <= 0) {
+            conf_errf(err, t, "a receiver's timeout must be more than 0 (such as 5s): a hook "
+                              "would be killed before it could answer");
+            return -EINVAL;
+        }
         rc->events = (1u << ROLLOUT_NEVENTS) - 1;
         const conf_node *evs = conf_get(r, "events");
         if (evs) {
@@ -337,7 +411,8 @@ int rollout_plan_parse(const conf_node *node, rollout_plan **out, char err[CU_ER
         return -EINVAL;
     }
     rollout_plan *p = cu_calloc(1, sizeof *p);
-    conf_check_keys(node, plan_keys, CU_ARRAY_LEN(plan_keys), "rollout");
+    if (check_keys(node, plan_keys, CU_ARRAY_LEN(plan_keys), "rollout", err) < 0)
+        goto fail;
     if (colour(conf_get(node, "from"), &p->from, "from", err) < 0 ||
         colour(conf_get(node, "to"), &p->to, "to", err) < 0)
         goto fail;
@@ -347,7 +422,7 @@ int rollout_plan_parse(const conf_node *node, rollout_plan **out, char err[CU_ER
         goto fail;
     }
     if (parse_steps(p, conf_get(node, "steps"), node, err) < 0 ||
-        parse_analysis(p, conf_get(node, "analysis"), err) < 0 ||
+        parse_analysis(p, conf_get(node, "analysis"), node, err) < 0 ||
         parse_notify(p, conf_get(node, "notify"), err) < 0)
         goto fail;
     *out = p;
@@ -384,7 +459,8 @@ int64_t rollout_plan_min_promote_ms(const rollout_plan *p)
 {
     int64_t t = 0;
     for (size_t i = 0; i < p->nsteps; i++)
-        t += CU_MAX(p->steps[i].hold_ms, 1000); /* the controller ticks once a second */
+        /* no step is analysed before it has a second of its own data */
+        t += CU_MAX(p->steps[i].hold_ms, 1000);
     return t;
 }
 

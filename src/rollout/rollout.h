@@ -65,7 +65,8 @@ typedef struct rollout_target_ops {
 
 /* ---- gate expressions ------------------------------------------------------ */
 /* Grammar: side OP side, OP one of < <= > >= == !=; a side is arithmetic
- * (+ - * / parentheses) over numbers with units (1%, 0.5%, 500ms, 2s, 1m),
+ * (+ - * / parentheses) over numbers with units (1%, 0.5%, 500ms, 2s, 1min;
+ * `m` is refused as a likely 500ms typo),
  * metrics of the new colour (error_rate p50 p90 p95 p99 rps requests) and
  * the same metrics of the old colour as baseline.<metric>. Units are
  * checked: latencies compare with durations, error_rate with percentages. */
@@ -157,7 +158,9 @@ typedef struct rollout_plan {
 } rollout_plan;
 
 /* Parses the `rollout:` map. Returns 0, or -EINVAL with err =
- * "file:line:col: message"; unknown keys warn with the nearest valid key.
+ * "file:line:col: message". Unknown keys are errors (with the nearest valid
+ * key); analysis.gates, analysis.rollback_when and each step's hold are
+ * required ([] opts out of gates or tripwires, with a warning).
  * *out is owned by the caller (rollout_plan_free). */
 int rollout_plan_parse(const conf_node *node, rollout_plan **out, char err[CU_ERRLEN]);
 void rollout_plan_free(rollout_plan *p);
@@ -215,7 +218,11 @@ void rollout_close(rollout_ctl *c);
  * when due, hold deadlines, per-minute aggregates, the notification outbox. */
 void rollout_tick(rollout_ctl *c);
 
-/* Commands. `by` names who asked (journaled; may be NULL). Return 0, or
+/* Longest `by` the admin API accepts, in bytes of UTF-8. */
+#define ROLLOUT_BY_MAX 64
+
+/* Commands. `by` names who asked (journaled; may be NULL; cut at 127 bytes
+ * on a character boundary, bytes that are not UTF-8 replaced by '?'). Return 0, or
  * -EINVAL / -EALREADY / -EIO with err saying why ("not paused"). */
 int rollout_start(rollout_ctl *c, const char *by, char err[CU_ERRLEN]);
 int rollout_pause(rollout_ctl *c, const char *by, char err[CU_ERRLEN]);
@@ -253,6 +260,10 @@ int rollout_journal_events(const char *path, bool json, size_t limit, cu_buf *ou
 /* Renders the JSON array that rollout_events (or GET /rollout/events)
  * produced as the table, for a CLI that only has the admin API's answer. */
 int rollout_events_table(const char *json, cu_buf *out, char err[CU_ERRLEN]);
+
+/* Most decision records one GET /rollout/events answer holds (limit=0 or a
+ * larger limit means this many, the newest). */
+#define ROLLOUT_EVENTS_MAX 10000
 
 /* Admin API under /rollout/: GET status, GET events[?limit=N&format=table],
  * POST start|pause|resume|approve|promote|abort (body optional JSON

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import BIN, ENV, start_upstream, stop, write
+from conftest import BIN, ENV, run, start_upstream, stop, write
 from serve_util import TOKEN, start_router, upstreams_yaml, wait_for, write_config
 
 
@@ -313,3 +313,62 @@ def test_webhook_gets_every_event_once_in_order(tmp_path):
     finally:
         assert st.close() == 0
         srv.shutdown()
+
+
+def test_plan_typos_stop_serve(tmp_path):
+    """A typo in the plan must never silently mean no gate: serve refuses to
+    start, naming file:line:column and the nearest valid key."""
+    good = plan([(10, "1s", False), (100, "1s", False)])
+    cases = [
+        (good.replace("    gates:", "    gatess:"), "unknown key 'gatess' in rollout.analysis "
+                                                    "(did you mean 'gates'?)"),
+        ("".join(l for l in good.splitlines(True) if "rollback_when" not in l) +
+         "  rollback_when: [\"error_rate > 2%\"]\n",
+         "'rollback_when' does not belong in rollout but in rollout.analysis"),
+        (good.replace("hold: 1s", "hlod: 48h", 1), "did you mean 'hold'?"),
+        (good.replace("hold: 1s", "hold: 1s, aprove: true", 1), "did you mean 'approve'?"),
+    ]
+    for text, want in cases:
+        cfg = write_config(tmp_path, upstreams_yaml(["http://127.0.0.1:9"], ["http://127.0.0.1:9"],
+                                                    health=False) + text)
+        p = run("serve", cfg, timeout=30)
+        assert p.returncode == 1, (want, p.stderr)
+        assert want in p.stderr and f"{cfg}:" in p.stderr, (want, p.stderr)
+
+
+def test_rollout_help_says_what_pause_does():
+    """The help matches docs/rollout.md: a pause freezes the schedule but the
+    hold stays an absolute deadline (it does not stop counting down)."""
+    p = run("rollout", "--help")
+    assert p.returncode == 0, p.stderr
+    text = p.stdout + p.stderr
+    assert "holds stop counting down" not in text
+    assert "deadline does not move" in text and "tripwires stay" in text, text
+
+
+def test_events_from_the_journal_after_kill_9(tmp_path):
+    """`cutover events --state FILE` reads the history straight from the
+    journal, read-only, also after serve died."""
+    st = Stack(tmp_path, plan([(10, "1s", False), (50, "30s", False), (100, "1s", False)]))
+    try:
+        st.start_load()
+        assert st.cli("rollout", "start", "--by", "tester").returncode == 0
+        assert wait_for(lambda: st.rollout()["step"] == 2, timeout=20), st.rollout()
+        n = len(st.events())
+        st.router.proc.send_signal(signal.SIGKILL)
+        st.router.proc.wait()
+        journal = tmp_path / "journal.db"
+        p = run("events", "--state", journal, "--limit", "0")
+        assert p.returncode == 0, p.stderr
+        assert "start run 1: green to 10%" in p.stdout, p.stdout
+        assert "advance to step 2" in p.stdout, p.stdout
+        p = run("events", "--state", journal, "--json", "--limit", "0")
+        assert p.returncode == 0, p.stderr
+        ev = json.loads(p.stdout)
+        assert len(ev) >= n and ev[0]["kind"] == "command" and "tester" in json.dumps(ev[0])
+        p = run("events", "--state", tmp_path / "nope.db")
+        assert p.returncode == 1 and "nope.db" in p.stderr, p.stderr
+        st.restart_router()     # the journal is intact: serve takes it over again
+        assert st.rollout()["step"] == 2
+    finally:
+        assert st.close() == 0

@@ -28,7 +28,7 @@ static void test_expr_parse_ok(void **state)
     static const char *const ok[] = {
         "error_rate < 1%", "p95 < 500ms", "p99 <= 2s", "p95 <= baseline.p95 * 1.2",
         "error_rate <= baseline.error_rate + 0.5%", "rps > 5", "requests >= 100",
-        "p50 / baseline.p50 < 1.5", "(p90 - baseline.p90) < 50ms", "p95<1m",
+        "p50 / baseline.p50 < 1.5", "(p90 - baseline.p90) < 50ms", "p95<1min",
         "error_rate != 100%", "-p95 > -1s"};
     char err[CU_ERRLEN];
     for (size_t i = 0; i < CU_ARRAY_LEN(ok); i++) {
@@ -71,6 +71,47 @@ static void test_expr_errors(void **state)
     expect_parse_error("1% < 2%", "3:10: the gate reads no metric of the new colour");
     expect_parse_error("", "3:10: unexpected end");
     expect_parse_error("p95 < baseline", "3:24: baseline needs a metric");
+    /* slips that used to parse into gates that always pass */
+    expect_parse_error("p95 < 500m", "3:19: 'm' is not a unit in gates: did you mean 500ms? "
+                                     "(write min for minutes)");
+    expect_parse_error("p95 <= p95 * 1.2", "3:17: both sides read the new colour and neither "
+                                           "the old one: compare against the old colour with "
+                                           "baseline.<metric>");
+    expect_parse_error("error_rate - error_rate < 1%", "3:21: error_rate - error_rate is always "
+                                                       "0: did you mean error_rate - "
+                                                       "baseline.error_rate?");
+    expect_parse_error("p95 / p95 < 2", "is always 1");
+}
+
+/* Gates that parse but are probably slips carry a warning. */
+static void test_expr_warnings(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN];
+    rollout_expr *e = rollout_expr_parse("p95 < 2min", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    assert_non_null(strstr(rx_warning(e), "g.yml:3:16: a latency threshold of 2min is above 60 s"));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p95 < 60s", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_null(rx_warning(e));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p99 < 5m" "in", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    rollout_expr_free(e);
+    /* dividing by the baseline's error rate: blue at 0 errors makes it ERROR */
+    e = rollout_expr_parse("error_rate / baseline.error_rate < 2", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_non_null(rx_warning(e));
+    assert_non_null(strstr(rx_warning(e), "g.yml:3:21: dividing by baseline.error_rate"));
+    assert_non_null(strstr(rx_warning(e), "error_rate <= baseline.error_rate + 0.5%"));
+    rollout_expr_free(e);
+    e = rollout_expr_parse("p95 / baseline.p95 < 1.2", "g.yml", 3, 10, err);
+    assert_non_null(e);
+    assert_null(rx_warning(e));
+    rollout_expr_free(e);
 }
 
 /* The hard way: every prefix of valid gates, and random strings over the
@@ -156,6 +197,8 @@ static void test_expr_prefixes_and_fuzz(void **state)
     rollout_window w = {.new_color = &f.s[1], .old_color = &f.s[0], .min_requests = 10,
                         .old_has_traffic = true, .require_old = true};
     int soup_parsed = 0, verdicts[5] = {0};
+    int level = cu_log_level();
+    cu_log_set_level(CU_LOG_ERROR); /* the soup divides by error rates: quiet the warnings */
     for (int i = 0; i < 20000; i++) {
         buf[0] = 0;
         gen_side(&rng, buf, 2);
@@ -174,6 +217,7 @@ static void test_expr_prefixes_and_fuzz(void **state)
         verdicts[j.verdict]++;
         rollout_expr_free(e);
     }
+    cu_log_set_level(level);
     fake_free(&f);
     print_message("      random: %d/20000 parsed; grammar soup: %d/20000 parsed (pass %d, fail %d, "
                   "error %d)\n", parsed, soup_parsed, verdicts[0], verdicts[1], verdicts[3]);
@@ -191,34 +235,69 @@ static void test_plan_errors(void **state)
     static const struct {
         const char *yaml, *want;
     } cases[] = {
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
          "    gates: [ \"error_rate < 1%\", \"p59 < 500ms\" ]\n",
          "plan.yml:6:34: unknown metric 'p59' (did you mean 'p50'?)"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
-         "    rollback_when:\n      - 'error_rate > 2 %'\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
+         "    rollback_when:\n      - 'error_rate > 2 %'\n    gates: []\n",
          "plan.yml:7:25: unexpected '%' after the gate"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis:\n"
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis:\n"
          "    gates:\n      - p95 < 500\n",
          "plan.yml:7:13: cannot compare a duration with a plain number"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 50 }, { weight: 10 } ]\n",
-         "plan.yml:4:38: weights must increase"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 50, hold: 0s }, { weight: 10 } ]\n",
+         "plan.yml:4:48: weights must increase"},
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 150 } ]\n",
          "plan.yml:4:22: weight must be a number in (0, 100]"},
         {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 2 weeks } ]\n",
          "plan.yml:4:32: hold must be a duration"},
-        {"rollout:\n  from: blue\n  to: blue\n  steps: [ { weight: 10 } ]\n",
+        {"rollout:\n  from: blue\n  to: blue\n  steps: [ { weight: 10, hold: 0s } ]\n",
          "plan.yml:3:7: rollout.to must differ"},
         {"rollout:\n  from: blue\n  to: green\n", "plan.yml:2:3: rollout: 'steps' is required"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  analysis: "
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  analysis: "
          "{ interval: 500ms }\n", "plan.yml:5:25: the analysis interval must be at least 1s"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { webhook: \"ftp://x\" }\n", "plan.yml:6:18: webhook:"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { webhook: \"ftp://x\" }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n", "plan.yml:6:18: webhook:"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { webhook: \"http://127.0.0.1:1/\", exec: \"cat\" }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n",
          "plan.yml:6:7: a receiver needs exactly one of"},
-        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n  notify:\n"
-         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n",
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 0s } ]\n  notify:\n"
+         "    - { exec: \"cat\", events: [ promoted, rollbak ] }\n"
+         "  analysis: { gates: [], rollback_when: [] }\n",
          "plan.yml:6:42: unknown event 'rollbak' (did you mean 'rollback'?)"},
+        /* typos that used to mean no gate, no tripwire, no hold or no approval */
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gatess: [ \"p95 < 500ms\" ]\n    rollback_when: []\n",
+         "plan.yml:6:5: unknown key 'gatess' in rollout.analysis (did you mean 'gates'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates: [ \"p95 < 500ms\" ]\n  rollback_when: [ \"error_rate > 5%\" ]\n",
+         "plan.yml:7:3: 'rollback_when' does not belong in rollout but in rollout.analysis"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hlod: 48h } ]\n",
+         "plan.yml:4:26: unknown key 'hlod' in a step (did you mean 'hold'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m, aprove: true } ]\n",
+         "plan.yml:4:36: unknown key 'aprove' in a step (did you mean 'approve'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10 } ]\n",
+         "plan.yml:4:12: step 1 needs a hold"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n",
+         "plan.yml:2:3: rollout: 'analysis' is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { rollback_when: [] }\n",
+         "plan.yml:5:13: rollout.analysis.gates is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates: [ \"p95 < 500ms\" ]\n",
+         "plan.yml:6:5: rollout.analysis.rollback_when is required"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis:\n    gates:\n    rollback_when: []\n",
+         "rollout.analysis.gates is empty"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { gates: [], rollback_when: [] }\n  notify: [ { exec: cat, timout: 2s } ]\n",
+         "plan.yml:6:26: unknown key 'timout' in a rollout.notify item (did you mean 'timeout'?)"},
+        {"rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
+         "  analysis: { gates: [], rollback_when: [] }\n  notify: [ { exec: cat, timeout: 0 } ]\n",
+         "plan.yml:6:35: a receiver's timeout must be more than 0"},
+        {"rollout:\n  form: blue\n  to: green\n",
+         "plan.yml:2:3: unknown key 'form' in rollout (did you mean 'from'?)"},
     };
     for (size_t i = 0; i < CU_ARRAY_LEN(cases); i++) {
         char err[CU_ERRLEN] = "";
@@ -266,6 +345,13 @@ static void test_plan_ok_and_formulas(void **state)
     assert_non_null(strstr(b.data, "shortest time to promote: 12d"));
     assert_non_null(strstr(b.data, "time for failing gates to roll back: 4m"));
     cu_buf_free(&b);
+    rollout_plan_free(p);
+    /* the explicit opt-outs: no gates, no tripwires, a hold of 0s */
+    p = plan_from("rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 100, hold: 0s } ]\n"
+                  "  analysis: { gates: [], rollback_when: [] }\n", NULL);
+    assert_int_equal(p->ngates, 0);
+    assert_int_equal(p->ntripwires, 0);
+    assert_int_equal(p->steps[0].hold_ms, 0);
     rollout_plan_free(p);
 }
 
@@ -441,6 +527,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expr_parse_ok), cmocka_unit_test(test_expr_errors),
+        cmocka_unit_test(test_expr_warnings),
         cmocka_unit_test(test_expr_prefixes_and_fuzz),
         cmocka_unit_test(test_plan_errors),   cmocka_unit_test(test_plan_ok_and_formulas),
         cmocka_unit_test(test_judge),         cmocka_unit_test(test_analyse),

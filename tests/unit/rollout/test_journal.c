@@ -300,6 +300,51 @@ static void test_kill_anywhere(void **state)
     remove_journal(path);
 }
 
+/* A damaged journal is refused, never taken for a new one: a state row
+ * naming an unknown state, and a state row that cannot be read. */
+static void test_corrupt_state_refused(void **state)
+{
+    (void)state;
+    rollout_plan *p = plan_from(plan_yaml, NULL);
+    char *path = temp_journal();
+    fake f;
+    fake_init(&f, T0);
+    fake_traffic(&f, 1, 1000, 0, 0, 200);
+    fake_traffic(&f, 0, 1000, 0, 0, 200);
+    rollout_config cfg = {.plan = p, .journal_path = path, .ops = &fake_ops, .target_ctx = &f,
+                          .clock = fake_clock, .clock_ctx = &f, .manual_ticks = true};
+    char err[CU_ERRLEN] = "";
+    rollout_ctl *c;
+    assert_int_equal(rollout_open(&c, &cfg, err), 0);
+    assert_int_equal(rollout_start(c, "t", err), 0);
+    rollout_close(c);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE state SET state='bogus'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    f.nset = 0;
+    assert_int_equal(rollout_open(&c, &cfg, err), -EINVAL);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "unknown state 'bogus'"));
+    assert_int_equal(f.nset, 0); /* nothing was applied */
+    /* a row whose read fails at step time (integer overflow in a view) */
+    assert_int_equal(sqlite3_exec(db,
+        "DROP TABLE state; CREATE VIEW state AS SELECT 1 AS id, 1 AS run,"
+        " abs(-9223372036854775807 - 1) AS state, 0 AS step, 10.0 AS weight,"
+        " 0 AS step_started_ms, 0 AS deadline_ms, 0 AS next_analysis_ms, 0 AS last_analysis_ms,"
+        " 0 AS failures, 0 AS errors, 0 AS awaiting_approval, 0 AS hold_notified,"
+        " 0 AS updated_ms", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    err[0] = 0;
+    assert_true(rollout_open(&c, &cfg, err) < 0);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "cannot read the rollout state"));
+    assert_int_equal(f.nset, 0);
+    fake_free(&f);
+    rollout_plan_free(p);
+    remove_journal(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_crash_after_journal_before_act),
         cmocka_unit_test(test_crash_during_rollback),
         cmocka_unit_test(test_kill_anywhere),
+        cmocka_unit_test(test_corrupt_state_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

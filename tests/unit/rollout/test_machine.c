@@ -253,7 +253,7 @@ static void test_hold_growing_window(void **state)
     env_open(&e, "rollout:\n  from: blue\n  to: green\n"
                  "  steps: [ { weight: 10, hold: 1m }, { weight: 100, hold: 1m } ]\n"
                  "  analysis: { interval: 1m, window: step, min_requests: 100,"
-                 " gates: [ \"p95 < 500ms\" ] }\n");
+                 " gates: [ \"p95 < 500ms\" ], rollback_when: [] }\n");
     e.f.rate[1] = 0.5; /* green: 30 requests a minute */
     e.f.rate[0] = 5;
     char err[CU_ERRLEN];
@@ -276,7 +276,7 @@ static void test_receiver_event_filter(void **state)
     (void)state;
     env e;
     env_open(&e, "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1m } ]\n"
-                 "  analysis: { interval: 1m, min_requests: 100 }\n"
+                 "  analysis: { interval: 1m, min_requests: 100, gates: [], rollback_when: [] }\n"
                  "  notify: [ { exec: \"cat\" }, { exec: \"true\", events: [ rollback, promoted ] } ]\n");
     char err[CU_ERRLEN];
     assert_int_equal(rollout_start(e.c, "t", err), 0);
@@ -295,7 +295,8 @@ static void test_approval(void **state)
     env e;
     env_open(&e, "rollout:\n  from: blue\n  to: green\n"
                  "  steps: [ { weight: 10, hold: 5m, approve: true }, { weight: 100, hold: 5m } ]\n"
-                 "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ] }\n");
+                 "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ],"
+                 " rollback_when: [] }\n");
     char err[CU_ERRLEN];
     assert_int_equal(rollout_approve(e.c, "alice", err), -EINVAL);
     assert_non_null(strstr(err, "nothing waits for approval"));
@@ -585,6 +586,107 @@ static void test_journal_refuses(void **state)
     env_close(&e);
 }
 
+/* Holds under a second still take a second per step: with hold: 0s and
+ * 200 ms ticks the plan must not go 10 -> 50 -> 100 in 400 ms, and no
+ * window reaches back into the previous step. */
+static void test_short_holds_take_a_second(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "rollout:\n  from: blue\n  to: green\n"
+                 "  steps: [ { weight: 10, hold: 0s }, { weight: 50, hold: 300ms },"
+                 " { weight: 100, hold: 0s } ]\n"
+                 "  analysis: { interval: 1s, min_requests: 10, gates: [ \"p95 < 500ms\" ],"
+                 " rollback_when: [] }\n");
+    e.f.rate[1] = e.f.rate[0] = 100; /* requests = 100 x the seconds asked for */
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    int64_t entered[3] = {T0, 0, 0};
+    while (info_of(e.c).state == ROLLOUT_PROGRESSING && e.f.now < T0 + 10000) {
+        int step = info_of(e.c).step;
+        e.f.now += ROLLOUT_TICK_MS;
+        rollout_tick(e.c);
+        int now_step = info_of(e.c).step;
+        if (now_step != step && info_of(e.c).state == ROLLOUT_PROGRESSING)
+            entered[now_step] = e.f.now;
+    }
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROMOTED);
+    assert_int_equal(entered[1] - entered[0], 1000);
+    assert_int_equal(entered[2] - entered[1], 1000);
+    assert_true(e.f.now - T0 >= rollout_plan_min_promote_ms(e.p));
+    assert_int_equal(rollout_plan_min_promote_ms(e.p), 3000);
+    /* every analysis read whole seconds of its own step only: 1 s windows */
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE kind='analysis'"), 3);
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE kind='analysis' AND "
+                               "json_extract(record, '$.inputs.window_s') != 1"), 0);
+    env_close(&e);
+}
+
+/* GET /rollout/events is capped (limit=0 means the cap), and marking a
+ * decision acted uses the partial index of unacted rows. */
+static void test_events_limit_cap(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                      "FROM n WHERE i < 10050) INSERT INTO decisions(time_ms, run,"
+                                      " step, kind, verdict, action, weight, state, record, acted)"
+                                      " SELECT i, 1, 0, 'analysis', 'PASS', 'continue', 10,"
+                                      " 'progressing', '{}', 1 FROM n", NULL, NULL, NULL),
+                     SQLITE_OK);
+    static const char *const paths[] = {"/rollout/events?limit=0", "/rollout/events?limit=20000"};
+    for (size_t i = 0; i < CU_ARRAY_LEN(paths); i++) {
+        cu_buf b = CU_BUF_INIT;
+        assert_int_equal(rollout_admin_handle(e.c, "GET", paths[i], NULL, 0, &b), 200);
+        json_t *arr = json_loads(b.data, 0, NULL);
+        assert_int_equal(json_array_size(arr), ROLLOUT_EVENTS_MAX);
+        json_decref(arr);
+        cu_buf_free(&b);
+    }
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN UPDATE decisions SET acted=1 "
+                                            "WHERE seq<=? AND acted=0", -1, &st, NULL), SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        indexed |= strstr((const char *)sqlite3_column_text(st, 3), "decisions_unacted") != NULL;
+    sqlite3_finalize(st);
+    assert_true(indexed);
+    env_close(&e);
+}
+
+/* While the journal refuses writes the gates still count: failed analyses
+ * add up in memory, the next analysis waits an interval (not every tick),
+ * and the failure limit rolls back to weight 0 (unjournaled). */
+static void test_journal_refuses_gates_still_roll_back(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml); /* failure_limit 1 */
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "t", err), 0);
+    sqlite3 *db = rj_db(rollout__journal(e.c));
+    assert_int_equal(sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL), SQLITE_OK);
+    fake_traffic(&e.f, 1, 1000, 0, 0, 900); /* p95 ~900 ms > 500 ms: green fails its gates */
+    run_for(e.c, &e.f, 60000);              /* first analysis: failure 1, not journaled */
+    rollout_info in = info_of(e.c);
+    assert_int_equal(in.failures, 1);
+    assert_int_equal(in.next_analysis_ms, T0 + 120000);
+    assert_true(e.f.weight == 10);
+    uint64_t reads = e.f.reads;
+    run_for(e.c, &e.f, 59000); /* only the tripwires read: 2 windows a tick */
+    assert_int_equal(e.f.reads - reads, 2 * 59);
+    run_for(e.c, &e.f, 1000);  /* failure 2 > failure_limit 1: rollback, weight 0 */
+    in = info_of(e.c);
+    assert_int_equal(in.state, ROLLOUT_ROLLED_BACK);
+    assert_true(e.f.weight == 0);
+    assert_int_equal(in.decisions, 1); /* only the start was journaled */
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +704,9 @@ int main(void)
         cmocka_unit_test(test_timer_on_loop),
         cmocka_unit_test(test_minute_aggregates),
         cmocka_unit_test(test_journal_refuses),
+        cmocka_unit_test(test_journal_refuses_gates_still_roll_back),
+        cmocka_unit_test(test_short_holds_take_a_second),
+        cmocka_unit_test(test_events_limit_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,7 +138,8 @@ static void test_webhook_and_exec_in_order(void **state)
         "rollout:\n  from: blue\n  to: green\n"
         "  steps: [ { weight: 10, hold: 1m }, { weight: 50, hold: 1m, approve: true },"
         " { weight: 100, hold: 1m } ]\n"
-        "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ] }\n"
+        "  analysis: { interval: 1m, min_requests: 100, gates: [ \"p95 < 500ms\" ],"
+        " rollback_when: [] }\n"
         "  notify:\n    - { webhook: \"http://127.0.0.1:%d/hook\", timeout: 2s }\n"
         "    - { exec: \"cat >> '%s'\" }\n", r.port, log);
     rollout_plan *p = plan_from(yaml, NULL);
@@ -210,7 +211,7 @@ static void test_outbox_survives_restart(void **state)
     char *path = temp_journal();
     char *yaml = cu_asprintf(
         "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1h } ]\n"
-        "  analysis: { interval: 1m, min_requests: 100 }\n"
+        "  analysis: { interval: 1m, min_requests: 100, gates: [], rollback_when: [] }\n"
         "  notify: [ { webhook: \"http://127.0.0.1:%d/hook\" } ]\n", r.port);
     rollout_plan *p = plan_from(yaml, NULL);
     fake f;
@@ -261,7 +262,7 @@ static void test_receiver_down_does_not_block(void **state)
     char *path = temp_journal();
     rollout_plan *p = plan_from(
         "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1h } ]\n"
-        "  analysis: { rollback_when: [ \"error_rate > 5%\" ] }\n"
+        "  analysis: { gates: [], rollback_when: [ \"error_rate > 5%\" ] }\n"
         "  notify: [ { webhook: \"http://127.0.0.1:9/hook\", timeout: 1s },"
         " { exec: \"exit 3\" }, { exec: \"sleep 5\", timeout: 200ms } ]\n", NULL);
     fake f;
@@ -325,6 +326,7 @@ static void test_https_webhook(void **state)
     receiver_start_tls(&r, &loop, stls);
     char *yaml = cu_asprintf(
         "rollout:\n  from: blue\n  to: green\n  steps: [ { weight: 10, hold: 1h } ]\n"
+        "  analysis: { gates: [], rollback_when: [] }\n"
         "  notify:\n    - { webhook: \"https://127.0.0.1:%d/hook\", ca: \"%s\" }\n"
         "    - { webhook: \"https://127.0.0.1:%d/hook?untrusted\", timeout: 1s }\n",
         r.port, cert, r.port);
