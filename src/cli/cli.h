@@ -50,6 +50,10 @@ struct router;
  * ("file:line:col: ..." for plan errors). */
 int serve_rollout_attach(serve_rollout **out, struct router *r, const char *config_path,
                          char err[CU_ERRLEN]);
+/* The same checks without starting anything (`serve --check`). */
+struct router_config;
+int serve_rollout_check(const struct router_config *cfg, const char *config_path,
+                        char err[CU_ERRLEN]);
 /* One line for the start-up banner: state, step, weight, journal. */
 void serve_rollout_describe(const serve_rollout *sr, cu_buf *out);
 void serve_rollout_detach(serve_rollout *sr);

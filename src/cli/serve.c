@@ -134,7 +134,12 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (check) {
+        int rc = serve_rollout_check(&cfg, path, err);
         router_config_free(&cfg);
+        if (rc < 0) {
+            fprintf(stderr, "cutover serve: %s\n", err);
+            return 1;
+        }
         printf("%s: ok\n", path);
         return 0;
     }

@@ -89,9 +89,8 @@ static void admin_handler(http_exchange *x, const http_server_request *req, bool
 /* ---- life cycle ------------------------------------------------------------------------- */
 /* The journal path: `state:` (a path relative to the config file), or
  * "<config>.state.db" beside the config. */
-static char *journal_path(router *r, const char *config_path, char err[CU_ERRLEN])
+static char *journal_path(const conf_node *st, const char *config_path, char err[CU_ERRLEN])
 {
-    const conf_node *st = router_state_conf(r);
     char *dir = cu_dirname(config_path);
     char *path = NULL;
     if (!st || st->type == CONF_NULL) {
@@ -106,6 +105,48 @@ static char *journal_path(router *r, const char *config_path, char err[CU_ERRLEN
     return path;
 }
 
+/* Parses and checks the plan and the journal path; what `serve --check`
+ * and the start-up both run. Returns 0 with *plan and *journal (owned by
+ * the caller), or a negative code with err. */
+static int load_plan(const conf_node *node, const conf_node *state, const char *config_path,
+                     rollout_plan **plan, char **journal, char err[CU_ERRLEN])
+{
+    *plan = NULL;
+    *journal = NULL;
+    int rc = rollout_plan_parse(node, plan, err);
+    if (rc < 0)
+        return rc;
+    const rollout_plan *p = *plan;
+    bool from_blue = cu_streq(p->from, "blue"), from_green = cu_streq(p->from, "green");
+    bool to_blue = cu_streq(p->to, "blue"), to_green = cu_streq(p->to, "green");
+    if (!((from_blue && to_green) || (from_green && to_blue))) {
+        snprintf(err, CU_ERRLEN, "%s:%d:%d: rollout: 'from' and 'to' must be blue and green "
+                 "(one each; the router has those two pools), not '%s' -> '%s'",
+                 node->file, node->line, node->col, p->from ? p->from : "?",
+                 p->to ? p->to : "?");
+        rc = -EINVAL;
+    } else if (!(*journal = journal_path(state, config_path, err))) {
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        rollout_plan_free(*plan);
+        *plan = NULL;
+    }
+    return rc;
+}
+
+int serve_rollout_check(const router_config *cfg, const char *config_path, char err[CU_ERRLEN])
+{
+    if (!cfg->rollout)
+        return 0;
+    rollout_plan *plan;
+    char *journal;
+    int rc = load_plan(cfg->rollout, cfg->state, config_path, &plan, &journal, err);
+    rollout_plan_free(plan);
+    free(journal);
+    return rc;
+}
+
 int serve_rollout_attach(serve_rollout **out, router *r, const char *config_path,
                          char err[CU_ERRLEN])
 {
@@ -115,25 +156,10 @@ int serve_rollout_attach(serve_rollout **out, router *r, const char *config_path
         return 0;
     serve_rollout *sr = cu_calloc(1, sizeof *sr);
     sr->r = r;
-    int rc = rollout_plan_parse(node, &sr->plan, err);
+    int rc = load_plan(node, router_state_conf(r), config_path, &sr->plan, &sr->journal, err);
     if (rc < 0)
         goto fail;
-    bool from_blue = cu_streq(sr->plan->from, "blue"), from_green = cu_streq(sr->plan->from, "green");
-    bool to_blue = cu_streq(sr->plan->to, "blue"), to_green = cu_streq(sr->plan->to, "green");
-    if (!((from_blue && to_green) || (from_green && to_blue))) {
-        snprintf(err, CU_ERRLEN, "%s:%d:%d: rollout: 'from' and 'to' must be blue and green "
-                 "(one each; the router has those two pools), not '%s' -> '%s'",
-                 node->file, node->line, node->col, sr->plan->from ? sr->plan->from : "?",
-                 sr->plan->to ? sr->plan->to : "?");
-        rc = -EINVAL;
-        goto fail;
-    }
-    sr->new_is_green = to_green;
-    sr->journal = journal_path(r, config_path, err);
-    if (!sr->journal) {
-        rc = -EINVAL;
-        goto fail;
-    }
+    sr->new_is_green = cu_streq(sr->plan->to, "green");
     rollout_config rc_cfg = {
         .plan = sr->plan,
         .journal_path = sr->journal,

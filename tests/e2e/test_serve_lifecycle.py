@@ -27,12 +27,19 @@ def test_config_errors_name_file_line_column(tmp_path, colors):
     p = run("serve", cfg)
     assert p.returncode == 1
     assert f"{cfg}:3:9: weight is green's percent, from 0 to 100" in p.stderr, p.stderr
-    cfg = write_config(tmp_path, "wieght: 10\nrollout: { steps: [] }\nstate: x.db\n" +
+    cfg = write_config(tmp_path, "wieght: 10\nstate: x.db\n" +
                        upstreams_yaml([blue.url], [green.url]))
     p = run("serve", "--check", cfg)
     assert p.returncode == 0, p.stderr
     assert "unknown key 'wieght'" in p.stderr and "did you mean 'weight'" in p.stderr
-    assert "rollout" not in p.stderr and "state" not in p.stderr
+    assert "state" not in p.stderr
+    # --check also checks the rollout plan, with the position of the mistake
+    cfg = write_config(tmp_path, "rollout:\n  from: blue\n  to: green\n  steps: []\n" +
+                       upstreams_yaml([blue.url], [green.url]))
+    p = run("serve", "--check", cfg)
+    assert p.returncode == 1, p.stderr
+    assert f"{cfg}:6:" in p.stderr and "steps" in p.stderr, p.stderr
+    assert not (tmp_path / "serve.yml.state.db").exists()   # checking creates no journal
 
 
 def test_sighup_reload_good_and_broken(tmp_path, colors):
