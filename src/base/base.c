@@ -333,6 +333,23 @@ int cu_read_file(const char *path, cu_buf *out, char err[CU_ERRLEN])
     return 0;
 }
 
+int cu_write_file(const char *path, const void *data, size_t len)
+{
+    char *tmp = cu_asprintf("%s.tmp.%ld", path, (long)getpid());
+    int rc = 0;
+    FILE *f = fopen(tmp, "wb");
+    if (!f || (len && fwrite(data, 1, len, f) != len))
+        rc = errno ? -errno : -EIO;
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = errno ? -errno : -EIO;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
 char *cu_dirname(const char *path)
 {
     const char *slash = strrchr(path, '/');

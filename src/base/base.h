@@ -102,6 +102,10 @@ void cu_log(int level, const char *fmt, ...) CU_PRINTF(2, 3);
 /* ---- files --------------------------------------------------------------- */
 /* Reads a whole file. Returns 0, or a negative errno with err filled. */
 int cu_read_file(const char *path, cu_buf *out, char err[CU_ERRLEN]);
+/* Writes a whole file atomically: into "<path>.tmp.<pid>", then renamed
+ * over path, so readers (tests polling a port file, a browser opening a
+ * report) never see a partial file. Returns 0 or a negative errno. */
+int cu_write_file(const char *path, const void *data, size_t len);
 /* Directory part of a path ("." when none), freshly allocated. */
 char *cu_dirname(const char *path);
 /* `rel` resolved against directory `dir` unless absolute; allocated. */

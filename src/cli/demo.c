@@ -89,13 +89,7 @@ typedef struct demo {
 /* ---- small helpers ---------------------------------------------------------------- */
 static int write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -errno;
-    int rc = fputs(text, f) < 0 ? -EIO : 0;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    return rc;
+    return cu_write_file(path, text, strlen(text));
 }
 
 static double now_s(void)

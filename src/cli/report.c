@@ -43,20 +43,9 @@ static char *default_output(const char *in)
 
 static int write_page(const char *path, const cu_buf *page)
 {
-    char *tmp = cu_asprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    int rc = 0;
-    if (!f || fwrite(page->data, 1, page->len, f) != page->len)
-        rc = errno ? -errno : -EIO;
-    if (f && fclose(f) != 0 && !rc)
-        rc = errno ? -errno : -EIO;
-    if (!rc && rename(tmp, path) != 0)
-        rc = errno ? -errno : -EIO;
-    if (rc) {
+    int rc = cu_write_file(path, page->data, page->len);
+    if (rc < 0)
         fprintf(stderr, "cutover: error: cannot write %s: %s\n", path, strerror(-rc));
-        unlink(tmp);
-    }
-    free(tmp);
     return rc;
 }
 

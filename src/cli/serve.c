@@ -41,23 +41,14 @@ typedef struct serve_ctx {
 } serve_ctx;
 
 /* Writes the ports, one per line, atomically (rename). */
+/* The bound ports, one a line (atomic: tests poll for the file). */
 static int write_port_file(const char *path, const int *ports, size_t n)
 {
-    char *tmp = cu_asprintf("%s.tmp", path);
-    int rc = 0;
-    FILE *f = fopen(tmp, "w");
-    for (size_t i = 0; f && i < n && rc == 0; i++)
-        if (fprintf(f, "%d\n", ports[i]) < 0)
-            rc = -errno;
-    if (!f)
-        rc = -errno;
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0)
-        remove(tmp);
-    free(tmp);
+    cu_buf b = CU_BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        cu_buf_appendf(&b, "%d\n", ports[i]);
+    int rc = cu_write_file(path, b.data, b.len);
+    cu_buf_free(&b);
     return rc;
 }
 

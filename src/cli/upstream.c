@@ -92,23 +92,6 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-static int write_port_file(const char *path, int port)
-{
-    char *tmp = cu_asprintf("%s.tmp", path);
-    int rc = 0;
-    FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%d\n", port) < 0)
-        rc = -errno;
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc < 0)
-        remove(tmp);
-    free(tmp);
-    return rc;
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
     waiter *w = h->data;
@@ -245,7 +228,9 @@ int cmd_upstream(int argc, char **argv)
         goto close_waiter;
     }
     int port = upstream_port(u);
-    if (port_file && (rc = write_port_file(port_file, port)) < 0) {
+    char portline[16];
+    snprintf(portline, sizeof portline, "%d\n", port);
+    if (port_file && (rc = cu_write_file(port_file, portline, strlen(portline))) < 0) {
         fprintf(stderr, "cutover upstream: cannot write %s: %s\n", port_file, strerror(-rc));
         status = 1;
         goto stop;

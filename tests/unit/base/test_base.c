@@ -6,6 +6,9 @@
 #include <cmocka.h>
 #include <string.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -77,6 +80,43 @@ static void test_paths(void **state)
     free(d);
 }
 
+/* cu_write_file: whole contents, replaced atomically, nothing left behind. */
+static void test_write_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cutover-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = cu_path_join(dir, "f.txt");
+    char err[CU_ERRLEN];
+    assert_int_equal(cu_write_file(path, "first\n", 6), 0);
+    cu_buf b = CU_BUF_INIT;
+    assert_int_equal(cu_read_file(path, &b, err), 0);
+    assert_string_equal(b.data, "first\n");
+    assert_int_equal(cu_write_file(path, "2", 1), 0); /* replaced, not appended */
+    cu_buf_reset(&b);
+    assert_int_equal(cu_read_file(path, &b, err), 0);
+    assert_string_equal(b.data, "2");
+    assert_int_equal(cu_write_file(path, "", 0), 0);
+    cu_buf_reset(&b);
+    assert_int_equal(cu_read_file(path, &b, err), 0);
+    assert_int_equal(b.len, 0);
+    char *missing = cu_path_join(dir, "no/such/dir/f.txt");
+    assert_int_equal(cu_write_file(missing, "x", 1), -ENOENT);
+    /* only f.txt in the folder: no temporary file left */
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    assert_int_equal(n, 1);
+    unlink(path);
+    rmdir(dir);
+    cu_buf_free(&b);
+    free(path);
+    free(missing);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +124,7 @@ int main(void)
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_nearest),
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_write_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
