@@ -2,7 +2,8 @@
 #   make            build ./cutover (optimised)
 #   make test       unit tests (cmocka) + end-to-end tests (pytest) on an ASan+UBSan build
 #   make unit M=x   unit tests of one module only (while developing it)
-#   make bench      benchmarks against wrk, ab, Artillery (installs them)
+#   make bench      benchmarks: cutover run vs wrk, ab, Artillery; cutover serve vs
+#                   HAProxy, nginx (installs them; docs/benchmarks.md)
 #   make demo       the main job (installs what it needs first)
 #   make deps       install the Debian packages below (as root), or print the command
 # Everything we link or test with comes from these Debian packages, listed once:
@@ -90,6 +91,7 @@ test: deps
 
 bench: deps cutover
 	bash bench/run.sh
+	bash bench/serve.sh
 
 demo: deps cutover
 	./cutover demo

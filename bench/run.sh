@@ -196,6 +196,7 @@ install_tools() {
     local pkgs=()
     command -v wrk >/dev/null || pkgs+=(wrk)
     command -v ab >/dev/null || pkgs+=(apache2-utils)
+    command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || pkgs+=(haproxy) # bench/serve.sh
     [[ $TARGET_KIND != nginx ]] || command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || pkgs+=(nginx-light)
     [[ -x /usr/bin/time ]] || pkgs+=(time)
     command -v taskset >/dev/null || pkgs+=(util-linux)

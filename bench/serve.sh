@@ -18,6 +18,10 @@
 #     CPU time per request (utime+stime from /proc; for nginx, its one
 #     worker) in a Markdown table. wrk and the upstreams share core 1, which
 #     can be the bottleneck; CPU per request compares the routers regardless.
+#   - Then, for each router, BENCH_IDLE (default 10,000) idle keep-alive
+#     client connections are opened (bench/idle_conns.py, on core 1) and the
+#     router's resident memory with them open is reported (nginx: master +
+#     worker).
 #   - Everything started is stopped on exit (trap); all traffic is on 127.0.0.1.
 set -euo pipefail
 
@@ -25,6 +29,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CUTOVER=${CUTOVER:-$ROOT/cutover}
 DUR=${BENCH_DUR:-10}
 CONNS=${BENCH_CONNS:-50}
+IDLE=${BENCH_IDLE:-10000}   # idle keep-alive client connections for the RSS column (0: skip)
 PY=/usr/bin/python3
 
 for tool in wrk haproxy nginx taskset; do
@@ -85,8 +90,8 @@ cpu_ticks() { # pid -> utime+stime of the process (clock ticks); 0 without a pid
 }
 
 RESULTS=()
-bench_one() { # name port [pid of the router, for its CPU time]
-    local name=$1 port=$2 pid=${3:-} share out t0 t1
+bench_one() { # name port [pid of the router, for its CPU time] [pids whose RSS adds up]
+    local name=$1 port=$2 pid=${3:-} rss_pids=${4-${3:-}} share out t0 t1
     wait_port "$port"
     share=$(split "$port")
     t0=$(cpu_ticks "$pid")
@@ -104,7 +109,17 @@ bench_one() { # name port [pid of the router, for its CPU time]
     if [[ -n $pid ]]; then
         cpu_us=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
     fi
-    RESULTS+=("| $name | $share | $rps | $p50 | $p90 | $p99 | $cpu_us | ${errs:-none} |")
+    # memory: RSS with IDLE idle keep-alive client connections open (after the wrk run)
+    local rss="-"
+    if [[ -n ${rss_pids// /} && $IDLE -gt 0 ]]; then
+        local j
+        # shellcheck disable=SC2086
+        j=$(taskset -c 1 "$PY" "$ROOT/bench/idle_conns.py" "$port" "$IDLE" $rss_pids) || j=""
+        rss=$("$PY" -c 'import json, sys
+d = json.loads(sys.argv[1]) if sys.argv[1] else None
+print("-" if not d else "%.1f MB (%d open)" % (sum(d["rss_idle_kb"]) / 1024, d["open"]))' "$j")
+    fi
+    RESULTS+=("| $name | $share | $rps | $p50 | $p90 | $p99 | $cpu_us | $rss | ${errs:-none} |")
     echo "$name: green ${share}%, ${rps} req/s, p50 ${p50}, p99 ${p99}" >&2
 }
 
@@ -132,7 +147,7 @@ HP=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 4000
+    maxconn 9900
 defaults
     mode http
     timeout connect 2s
@@ -151,7 +166,9 @@ EOF
 taskset -c 0 "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HA_PID=$!
 PIDS+=($HA_PID)
-bench_one "HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')" "$HP" "$HA_PID"
+# HAProxy reserves two descriptors per connection: 10,000 idle clients need
+# more than this machine's 20,000 per process, so its idle column is skipped.
+bench_one "HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')" "$HP" "$HA_PID" " "
 kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
 
 # ---- nginx ---------------------------------------------------------------------------------
@@ -159,10 +176,11 @@ NP=$(free_port)
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx.conf" <<EOF
 worker_processes 1;
+worker_rlimit_nofile 40000;
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
-events { worker_connections 8192; }
+events { worker_connections 30000; }
 http {
     access_log off;
     client_body_temp_path $TMP/nginx/body;
@@ -190,12 +208,12 @@ NG_PID=$!
 PIDS+=($NG_PID)
 wait_port "$NP"
 NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
-bench_one "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" "$NP" "$NG_WORKER"
+bench_one "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" "$NP" "$NG_WORKER" "$NG_PID $NG_WORKER"
 kill "$NG_PID"; wait "$NG_PID" 2>/dev/null || true
 
 echo
 echo "wrk -t1 -c$CONNS -d${DUR}s --latency, GET / (24-byte body), router on core 0, wrk + upstreams on core 1"
 echo
-echo "| router | green share (2,000 GETs) | req/s | p50 | p90 | p99 | router CPU us/req | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| router | green share (2,000 GETs) | req/s | p50 | p90 | p99 | router CPU us/req | RSS with $IDLE idle conns | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${RESULTS[@]}"
