@@ -205,8 +205,8 @@ install_tools() {
         if [[ ${BENCH_NO_INSTALL:-0} == 1 || $(id -u) != 0 ]]; then
             die "missing tools; install them with: sudo apt-get install -y ${pkgs[*]}"
         fi
-        # Keep the nginx package from starting its system service on port 80.
-        if [[ " ${pkgs[*]} " == *" nginx-light "* && ! -e /usr/sbin/policy-rc.d ]]; then
+        # Keep the nginx and haproxy packages from starting their system services.
+        if [[ ( " ${pkgs[*]} " == *" nginx-light "* || " ${pkgs[*]} " == *" haproxy "* ) && ! -e /usr/sbin/policy-rc.d ]]; then
             POLICY_RC=/usr/sbin/policy-rc.d
             printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC" && chmod +x "$POLICY_RC"
         fi
