@@ -9,6 +9,7 @@
 int cli_main(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 int cmd_upstream(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

@@ -43,9 +43,33 @@ static void check_var(const char *name, void *arg)
         c->ok = false;
 }
 
+/* $processEnvironment.X / $env.X in a config string when X is not set: the
+ * text renders as "undefined" (a bearer token "Bearer undefined"). */
+static void warn_unset_env(const conf_node *n)
+{
+    static const char *const prefixes[] = {"$processEnvironment.", "$env."};
+    for (size_t k = 0; k < CU_ARRAY_LEN(prefixes); k++) {
+        size_t plen = strlen(prefixes[k]);
+        for (const char *p = strstr(n->str, prefixes[k]); p; p = strstr(p + 1, prefixes[k])) {
+            const char *name = p + plen;
+            size_t len = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789_");
+            char var[256];
+            if (!len || len >= sizeof var)
+                continue;
+            memcpy(var, name, len);
+            var[len] = '\0';
+            if (!getenv(var))
+                conf_warnf(n, "environment variable %s is not set: %s%s renders as undefined",
+                           var, prefixes[k], var);
+        }
+    }
+}
+
 static void template_config(conf_node *n, const lt_ctx *ctx)
 {
     if (n->type == CONF_STRING && n->str && strstr(n->str, "{{")) {
+        warn_unset_env(n);
         lt_tmpl *t = lt_tmpl_compile(n->str);
         tmpl_check c = {lt_tmpl_nfuncs(t) == 0};
         lt_tmpl_each_var(t, check_var, &c);
@@ -659,16 +683,6 @@ static void lint_vars(lt_loader *L)
 static void final_warnings(lt_loader *L)
 {
     lint_vars(L);
-    if (L->nfuncs) {
-        cu_buf b = CU_BUF_INIT;
-        for (size_t i = 0; i < L->nfuncs; i++)
-            cu_buf_appendf(&b, "%s%s", i ? ", " : "", L->funcs[i]);
-        cu_warn("%s: processor functions will not run (no JavaScript engine): %s", L->s->path, b.data);
-        cu_buf_free(&b);
-    }
-    if (L->ignored_expects)
-        cu_warn("%s: %zu expect checks are ignored: config.plugins.expect is not enabled (Artillery "
-                "ignores them silently too)", L->s->path, L->ignored_expects);
 }
 
 static void loader_free(lt_loader *L)

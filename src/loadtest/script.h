@@ -286,5 +286,8 @@ typedef struct lt_script {
  * Warnings go to stderr through cu_warn as they are found. */
 lt_script *lt_script_load(const lt_load_opts *o, char err[CU_ERRLEN]);
 void lt_script_free(lt_script *s);
+/* Appends the plan in words (plan.c): per phase its rate, length, exact
+ * arrivals and start; the total length and users; each scenario's share. */
+void lt_script_plan(const lt_script *s, cu_buf *out);
 
 #endif

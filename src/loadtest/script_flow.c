@@ -101,13 +101,22 @@ json_t *lt_conf_json(const conf_node *n)
     return json_null();
 }
 
-static void add_func(lt_loader *L, const char *name)
+/* Each processor function is named once, at its first use: no JavaScript
+ * runs, so a function step counts errors.Undefined function "NAME" (as
+ * Artillery does for a missing function) and a hook is skipped. */
+static void add_func(lt_loader *L, const char *name, const conf_node *at, const char *what)
 {
     for (size_t i = 0; i < L->nfuncs; i++)
         if (!strcmp(L->funcs[i], name))
             return;
     L->funcs = cu_realloc(L->funcs, (L->nfuncs + 1) * sizeof *L->funcs);
     L->funcs[L->nfuncs++] = cu_strdup(name);
+    bool step = !strcmp(what, "function") || !strcmp(what, "beforeScenario") ||
+                !strcmp(what, "afterScenario");
+    conf_warnf(at, "%s '%s' will not run: cutover runs no JavaScript (%s)", what, name,
+               step ? "the step counts errors.Undefined function, as Artillery does for a "
+                      "missing function, and the user goes on"
+                    : "the hook is skipped");
 }
 
 int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
@@ -115,7 +124,7 @@ int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
     if (!n || n->type == CONF_NULL)
         return 0;
     if (n->type == CONF_STRING) {
-        add_func(L, n->str);
+        add_func(L, n->str, n, what);
         return 0;
     }
     if (n->type == CONF_SEQ) {
@@ -125,7 +134,7 @@ int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
                           conf_type_name(n->items[i]->type));
                 return -EINVAL;
             }
-            add_func(L, n->items[i]->str);
+            add_func(L, n->items[i]->str, n->items[i], what);
         }
         return 0;
     }

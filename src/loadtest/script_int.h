@@ -30,8 +30,6 @@ typedef struct lt_loader {
     bool default_strict;        /* config.(http.)defaults.strictCapture */
     size_t scenario;            /* index of the scenario being compiled */
     const char *scenario_name;
-    /* expect checks dropped because config.plugins.expect is not set */
-    size_t ignored_expects;
     /* processor functions referenced anywhere (no JavaScript runs) */
     char **funcs;
     size_t nfuncs;

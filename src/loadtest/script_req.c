@@ -838,7 +838,16 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
                 if (compile_expect(L, q, list_item(v, i)) != 0)
                     return -EINVAL;
         } else {
-            L->ignored_expects += list_len(v);
+            cu_buf names = CU_BUF_INIT;
+            for (size_t i = 0; i < list_len(v); i++) {
+                const conf_node *it = list_item(v, i);
+                for (size_t k = 0; it->type == CONF_MAP && k < it->n; k++)
+                    cu_buf_appendf(&names, "%s%s", names.len ? ", " : "", conf_key(it, k));
+            }
+            conf_warnf(v, "expect checks ignored (%s): config.plugins.expect is not enabled, and "
+                       "Artillery ignores them silently; add `plugins: {expect: {}}` to run them",
+                       names.data ? names.data : "none");
+            cu_buf_free(&names);
         }
     }
     if (lt_loader_funcs(L, conf_get(n, "beforeRequest"), "beforeRequest") != 0 ||
