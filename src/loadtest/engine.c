@@ -501,6 +501,7 @@ out_script:
         free(run->var_tmpls);
     }
     free(run->scenario_table);
+    free(run->payload_next);
     free(run->target_prefix);
     if (run->target_ok)
         http_url_free(&run->target);

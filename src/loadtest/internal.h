@@ -71,6 +71,7 @@ struct lt_run {
     bool target_ok;
     char *target_prefix;           /* path part of the target, "" if none */
     lt_tmpl **var_tmpls;           /* per config variable: template or NULL */
+    atomic_size_t *payload_next;   /* per payload: next row for order: sequence (all workers) */
     size_t nrequests;              /* request steps (ids 0..n-1) */
     int *scenario_table;           /* weighted pick table */
     size_t scenario_table_len;

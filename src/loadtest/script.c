@@ -422,7 +422,6 @@ static const char *const config_keys[] = {"target", "phases", "environments", "p
     "variables", "payload", "plugins", "ensure", "defaults", "http", "tls", "timeout", "engines",
     "statsInterval", "mode", "apdex", "includeFiles", "bundling", "ws", "socketio"};
 static const char *const config_unsupported[][2] = {
-    {"payload", "config.payload (CSV data) is not supported by cutover yet: its fields stay undefined"},
     {"apdex", "config.apdex is not supported by cutover and is ignored"},
     {"engines", "config.engines is ignored: cutover runs only HTTP scenarios"}};
 static const char *const defaults_keys[] = {"headers", "cookie", "think", "strictCapture"};
@@ -475,6 +474,8 @@ static int compile_config(lt_loader *L, const conf_node *config)
     if (vars && vars->type != CONF_NULL && want_map(L, vars, "config.variables") != 0)
         return -EINVAL;
     s->variables = vars && vars->type == CONF_MAP ? lt_conf_json(vars) : json_object();
+    if (lt_payloads_compile(L, conf_get(config, "payload")) != 0)
+        return -EINVAL;
 
     const conf_node *http = conf_get(config, "http");
     if (http && http->type != CONF_NULL && want_map(L, http, "config.http") != 0)
@@ -659,7 +660,8 @@ static void lint_vars(lt_loader *L)
         const char *elsewhere = NULL;
         for (size_t j = 0; j < i && !seen; j++)
             seen = L->uses[j].scenario == u->scenario && !strcmp(L->uses[j].name, u->name);
-        if (seen || !strcmp(u->name, "target") || json_object_get(s->variables, u->name))
+        if (seen || !strcmp(u->name, "target") || json_object_get(s->variables, u->name) ||
+            lt_payload_defines(s, u->name))
             continue;
         for (size_t j = 0; j < L->ndefs; j++) {
             if (strcmp(L->defs[j].name, u->name))
@@ -675,7 +677,7 @@ static void lint_vars(lt_loader *L)
             conf_warnf(u->at, "'%s' is captured only in scenario '%s': a virtual user runs one "
                        "scenario, so here it renders as undefined", u->name, elsewhere);
         else
-            conf_warnf(u->at, "'%s' is never defined (not in config.variables, not captured): it "
+            conf_warnf(u->at, "'%s' is never defined (not in config.variables or a payload, not captured): it "
                        "renders as undefined", u->name);
     }
 }
@@ -838,6 +840,7 @@ void lt_script_free(lt_script *s)
         free(s->phases[i].name);
     free(s->phases);
     json_decref(s->variables);
+    lt_payloads_free(s->payloads, s->npayloads);
     lt_kvs_free(s->default_headers, s->ndefault_headers);
     lt_kvs_free(s->default_cookies, s->ndefault_cookies);
     lt_plugins *pl = &s->plugins;

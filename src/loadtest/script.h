@@ -251,6 +251,25 @@ typedef struct lt_plugins {
     bool expect_failures_as_errors;
 } lt_plugins;
 
+/* ---- payload (CSV) ---------------------------------------------------------------------- */
+typedef struct lt_payload {
+    char *path;                 /* resolved against the script's directory */
+    char **fields;              /* column names, in order */
+    size_t nfields;
+    bool sequence;              /* order: sequence (else random) */
+    char *name;                 /* loadAll: the variable holding every row; NULL otherwise */
+    json_t *rows;               /* list of lists of cells (strings, or numbers with cast) */
+    json_t *all;                /* loadAll: list of objects keyed by fields (or the rows) */
+} lt_payload;
+
+/* Reads CSV text as RFC 4180 does: fields separated by `delim`, records by
+ * LF or CRLF, a quoted field may hold delimiters, line breaks and doubled
+ * quotes. skip_empty drops empty lines; cast turns decimal-looking cells
+ * into numbers (csv-parse's cast: true). Returns a new list of lists, or
+ * NULL with err ("line N: ...") for an unterminated or misplaced quote. */
+json_t *lt_csv_parse(const char *text, size_t len, char delim, bool skip_empty, bool cast,
+                     char err[CU_ERRLEN]);
+
 /* ---- the script ------------------------------------------------------------------------ */
 typedef struct lt_load_opts {
     const char *path;           /* the script */
@@ -269,6 +288,8 @@ typedef struct lt_script {
     lt_phase *phases;
     size_t nphases;
     json_t *variables;          /* object: name -> scalar or list (pick one per user) */
+    lt_payload *payloads;       /* config.payload: one row per user from each (or loadAll) */
+    size_t npayloads;
     lt_kv *default_headers;     /* lower-case names; includes user-agent when Artillery adds it */
     size_t ndefault_headers;
     lt_kv *default_cookies;

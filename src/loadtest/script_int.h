@@ -77,4 +77,11 @@ void lt_loader_set_target(lt_loader *L, const char *target);
 int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const conf_node *n);
 void lt_request_free(lt_request *q);
 
+/* config.payload, an object or a list of them (script_payload.c): reads
+ * the files now. Returns 0 or -EINVAL with L->err. */
+int lt_payloads_compile(lt_loader *L, const conf_node *n);
+void lt_payloads_free(lt_payload *p, size_t n);
+/* True when a payload sets variable `name` (a field, or a loadAll name). */
+bool lt_payload_defines(const lt_script *s, const char *name);
+
 #endif

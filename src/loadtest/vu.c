@@ -79,6 +79,7 @@ void lt_vu_prepare(lt_run_t *run)
         run->scenario_table[i] = total;
     }
     run->scenario_table_len = (size_t)total;
+    run->payload_next = cu_calloc(s->npayloads ? s->npayloads : 1, sizeof *run->payload_next);
     size_t nv = json_object_size(s->variables);
     run->var_tmpls = cu_calloc(nv ? nv : 1, sizeof(lt_tmpl *));
     size_t i = 0;
@@ -208,6 +209,22 @@ static json_t *initial_vars(lt_vu *vu)
     json_object_set_new(vars, "$testId", json_string(run->test_id));
     if (s->environment)
         json_object_set_new(vars, "$environment", json_string(s->environment));
+    /* CSV rows first: config.variables of the same name win, as in Artillery */
+    for (size_t p = 0; p < s->npayloads; p++) {
+        const lt_payload *pl = &s->payloads[p];
+        size_t nrows = json_array_size(pl->rows);
+        if (pl->name) {
+            json_object_set(vars, pl->name, pl->all);
+            continue;
+        }
+        if (nrows == 0 || pl->nfields == 0)
+            continue;
+        size_t k = pl->sequence ? atomic_fetch_add(&run->payload_next[p], 1) % nrows
+                                : (size_t)cu_rng_below(&vu->w->rng, nrows);
+        json_t *row = json_array_get(pl->rows, k);
+        for (size_t f = 0; f < pl->nfields && f < json_array_size(row); f++)
+            json_object_set(vars, pl->fields[f], json_array_get(row, f));
+    }
     lt_ctx ctx = {vars, &vu->w->rng};
     size_t i = 0;
     const char *key;
