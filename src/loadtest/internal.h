@@ -42,6 +42,7 @@ struct lt_worker {
     uv_async_t wake;                /* main -> worker: stop */
     net_resolver *resolver;
     net_tls *tls;                   /* created on first https use */
+    struct z_stream_s *zs;          /* zlib inflater for gzip/deflate bodies, made on first use */
     cu_rng rng;
     lt_sched sched;
     uint64_t next_t;                /* next owned arrival (ns from start) */

@@ -659,8 +659,7 @@ static char *endpoint_name(lt_loader *L, const char *url, const lt_tmpl *name)
 static const char *const req_keys[] = {"url", "uri", "name", "headers", "qs", "json", "body", "form",
     "formData", "cookie", "auth", "capture", "match", "expect", "beforeRequest", "afterResponse",
     "ifTrue", "probability", "followRedirect", "gzip", "setContentLengthHeader"};
-static const char *const req_ignored[] = {"match", "probability", "followRedirect", "gzip",
-    "setContentLengthHeader"};
+static const char *const req_ignored[] = {"match", "probability", "setContentLengthHeader"};
 
 static int compile_qs(lt_loader *L, lt_request *q, const conf_node *n)
 {
@@ -853,6 +852,17 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
     if (lt_loader_funcs(L, conf_get(n, "beforeRequest"), "beforeRequest") != 0 ||
         lt_loader_funcs(L, conf_get(n, "afterResponse"), "afterResponse") != 0)
         return -EINVAL;
+    struct { const char *key; bool *off; } flags[] = {{"followRedirect", &q->no_redirect},
+                                                      {"gzip", &q->no_gzip}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(flags); i++) {
+        if (!(v = conf_get(n, flags[i].key)))
+            continue;
+        if (v->type != CONF_BOOL) {
+            conf_errf(L->err, v, "%s must be true or false", flags[i].key);
+            return -EINVAL;
+        }
+        *flags[i].off = !v->b;
+    }
     if ((v = conf_get(n, "ifTrue"))) {
         if (v->type == CONF_STRING && is_identifier(v->str))
             lt_loader_funcs(L, v, "ifTrue");
