@@ -370,13 +370,18 @@ static int compile_expect_opts(lt_loader *L, const conf_node *n)
             return -EINVAL;
         }
     }
-    const conf_node *v = conf_get(n, "reportFailuresAsErrors");
-    if (v && boolean(L, v, "reportFailuresAsErrors", &pl->expect_failures_as_errors) != 0)
-        return -EINVAL;
-    for (size_t i = 0; i < n->n; i++)
-        if (!strcmp(conf_key(n, i), "expectDefault200") || !strcmp(conf_key(n, i), "useOnlyRequestNames"))
-            conf_warnf(n->keys[i], "expect plugin option %s is not supported by cutover and is ignored",
-                       conf_key(n, i));
+    /* Artillery's schema takes booleans or the strings "true"/"false" */
+    struct { const char *k; bool *b; } flags[] = {
+        {"reportFailuresAsErrors", &pl->expect_failures_as_errors},
+        {"expectDefault200", &pl->expect_default_200},
+        {"useOnlyRequestNames", &pl->expect_only_names}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(flags); i++) {
+        const conf_node *v = conf_get(n, flags[i].k);
+        if (v && v->type == CONF_STRING && (!strcmp(v->str, "true") || !strcmp(v->str, "false")))
+            *flags[i].b = !strcmp(v->str, "true");
+        else if (v && boolean(L, v, flags[i].k, flags[i].b) != 0)
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -624,7 +629,34 @@ static int compile_scenario(lt_loader *L, const conf_node *n, size_t index, lt_s
     return 0;
 }
 
-static int compile_scenarios(lt_loader *L, const conf_node *doc)
+/* --scenario-name: the one scenario every user runs (weights of the others
+ * become 0): an exact name first, else the first whose name matches it as
+ * a regular expression, as Artillery looks it up. */
+static int pick_scenario(lt_loader *L, const char *want)
+{
+    lt_script *s = L->s;
+    size_t found = s->nscenarios;
+    for (size_t i = 0; i < s->nscenarios && found == s->nscenarios; i++)
+        if (!strcmp(s->scenarios[i].name, want))
+            found = i;
+    regex_t re;
+    if (found == s->nscenarios && regcomp(&re, want, REG_EXTENDED | REG_NOSUB) == 0) {
+        for (size_t i = 0; i < s->nscenarios && found == s->nscenarios; i++)
+            if (regexec(&re, s->scenarios[i].name, 0, NULL, 0) == 0)
+                found = i;
+        regfree(&re);
+    }
+    if (found == s->nscenarios) {
+        snprintf(L->err, CU_ERRLEN, "%s: scenario '%s' not found (--scenario-name)", s->path, want);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->nscenarios; i++)
+        s->scenarios[i].weight = i == found ? 1 : 0;
+    s->total_weight = 1;
+    return 0;
+}
+
+static int compile_scenarios(lt_loader *L, const conf_node *doc, const char *only)
 {
     lt_script *s = L->s;
     const conf_node *list = conf_get(doc, "scenarios");
@@ -643,6 +675,8 @@ static int compile_scenarios(lt_loader *L, const conf_node *doc)
             return -EINVAL;
         s->total_weight += s->scenarios[i].weight;
     }
+    if (only)
+        return pick_scenario(L, only);
     if (s->total_weight == 0) {
         conf_errf(L->err, list, "every scenario has weight 0: nothing would run");
         return -EINVAL;
@@ -806,8 +840,15 @@ lt_script *lt_script_load(const lt_load_opts *o, char err[CU_ERRLEN])
     if (!s->doc || prepare(&L, o) != 0)
         goto fail;
     const conf_node *config = conf_get(s->doc, "config");
-    if (compile_config(&L, config) != 0 || compile_scenarios(&L, s->doc) != 0)
+    if (compile_config(&L, config) != 0 || compile_scenarios(&L, s->doc, o->scenario_name) != 0)
         goto fail;
+    if (o->solo) { /* Artillery's --solo: one arrival in one second */
+        for (size_t i = 0; i < s->nphases; i++)
+            free(s->phases[i].name);
+        s->phases = cu_realloc(s->phases, sizeof *s->phases);
+        s->phases[0] = (lt_phase){.kind = LT_PHASE_COUNT, .duration_s = 1, .count = 1};
+        s->nphases = 1;
+    }
     if (o->insecure) {
         const conf_node *ru = conf_get(conf_get(config, "tls"), "rejectUnauthorized");
         if (ru && ru->type == CONF_BOOL && ru->b)

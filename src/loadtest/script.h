@@ -156,14 +156,21 @@ typedef struct lt_capture {
     bool strict;                /* default true: failure fails the user */
 } lt_capture;
 
-typedef enum { LT_EXP_STATUS, LT_EXP_CONTENT_TYPE, LT_EXP_HAS_PROPERTY, LT_EXP_EQUALS } lt_exp_kind;
+typedef enum {
+    LT_EXP_STATUS, LT_EXP_NOT_STATUS, LT_EXP_CONTENT_TYPE, LT_EXP_HAS_HEADER, LT_EXP_HEADER_EQUALS,
+    LT_EXP_HAS_PROPERTY, LT_EXP_NOT_HAS_PROPERTY, LT_EXP_EQUALS, LT_EXP_MATCHES_REGEXP
+} lt_exp_kind;
+/* One check of the expect plugin, as its expectations.js does it. */
 typedef struct lt_expect {
     lt_exp_kind kind;
-    int status[16];             /* STATUS: accepted codes */
+    int status[16];             /* (NOT_)STATUS: the codes */
     size_t nstatus;
-    char *text;                 /* CONTENT_TYPE ("json" or a type), HAS_PROPERTY path */
-    lt_tmpl **equals;           /* EQUALS: values compared as strings */
+    bool status_list;           /* written as a list (printed as one) */
+    lt_tmpl *text;              /* CONTENT_TYPE, HAS_HEADER, (NOT_)HAS_PROPERTY; HEADER_EQUALS: name */
+    lt_tmpl **equals;           /* EQUALS: values compared as strings; HEADER_EQUALS: [value] */
     size_t nequals;
+    regex_t re;                 /* MATCHES_REGEXP */
+    char *type;                 /* the result type, for counters: "statusCode", "header x values equals" */
 } lt_expect;
 
 typedef enum { LT_BODY_NONE, LT_BODY_JSON, LT_BODY_TEXT, LT_BODY_FORM, LT_BODY_MULTIPART } lt_body_kind;
@@ -250,7 +257,7 @@ typedef struct lt_plugins {
     char *mbe_prefix;           /* "plugins.metrics-by-endpoint" or metricsNamespace */
     /* expect */
     enum { LT_EXPECT_PRETTY, LT_EXPECT_JSON, LT_EXPECT_SILENT, LT_EXPECT_PRETTY_ERROR } expect_format;
-    bool expect_failures_as_errors;
+    bool expect_failures_as_errors, expect_default_200, expect_only_names;
 } lt_plugins;
 
 /* ---- payload (CSV) ---------------------------------------------------------------------- */
@@ -280,6 +287,8 @@ typedef struct lt_load_opts {
     const char *overrides;      /* --overrides JSON text, or NULL */
     const char *variables;      /* -v JSON text, or NULL */
     bool insecure;              /* -k */
+    const char *scenario_name;  /* --scenario-name: run only this one (exact name, else a regex) */
+    bool solo;                  /* -s/--solo: one user (phases replaced by one arrival) */
 } lt_load_opts;
 
 typedef struct lt_script {

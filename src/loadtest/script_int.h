@@ -77,6 +77,16 @@ void lt_loader_set_target(lt_loader *L, const char *target);
 int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const conf_node *n);
 void lt_request_free(lt_request *q);
 
+/* A JavaScript regular expression (pattern, flags, group) as POSIX ERE
+ * into c->re (script_req.c). Returns 0 or -EINVAL with L->err. */
+int lt_loader_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
+                     const conf_node *group);
+/* A request's `expect:` (a list of checks or a map; script_expect.c):
+ * compiled when the expect plugin is on, else warned about as ignored.
+ * With expectDefault200, a request without checks expects 200. */
+int lt_expects_compile(lt_loader *L, lt_request *q, const conf_node *n);
+void lt_expect_free(lt_expect *e);
+
 /* config.payload, an object or a list of them (script_payload.c): reads
  * the files now. Returns 0 or -EINVAL with L->err. */
 int lt_payloads_compile(lt_loader *L, const conf_node *n);

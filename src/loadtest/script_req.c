@@ -259,8 +259,8 @@ static int jsre_translate(const char *src, jsre *r, char *msg)
 }
 
 /* Compiles `pattern` with JavaScript flags into c->re; resolves `group`. */
-static int compile_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
-                          const conf_node *group)
+int lt_loader_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
+                     const conf_node *group)
 {
     char msg[128] = "";
     jsre r = {CU_BUF_INIT, NULL, NULL, 0, 0};
@@ -396,90 +396,9 @@ static int compile_capture(lt_loader *L, lt_request *q, const conf_node *n)
                        "cutover matches header names case-insensitively", hd->str);
         c->kind = LT_CAP_HEADER;
     } else {
-        if (compile_regexp(L, c, re, conf_get(n, "flags"), conf_get(n, "group")) != 0)
+        if (lt_loader_regexp(L, c, re, conf_get(n, "flags"), conf_get(n, "group")) != 0)
             return -EINVAL;
         q->needs_body = true;
-    }
-    return 0;
-}
-
-static const char *const expect_unsupported[] = {"notStatusCode", "hasHeader", "headerEquals",
-    "notHasProperty", "matchesRegexp", "cdnHit", "jmespath", "jpath"};
-static const char *const expect_keys[] = {"statusCode", "contentType", "hasProperty", "equals",
-    "notStatusCode", "hasHeader", "headerEquals", "notHasProperty", "matchesRegexp", "cdnHit",
-    "jmespath", "jpath"};
-
-static int status_code(lt_loader *L, const conf_node *n, lt_expect *e)
-{
-    double v;
-    if (!conf_number(n, &v) || v != (int)v || v < 100 || v > 999) {
-        conf_errf(L->err, n, "statusCode must be an HTTP status code or a list of them");
-        return -EINVAL;
-    }
-    if (e->nstatus == CU_ARRAY_LEN(e->status)) {
-        conf_errf(L->err, n, "statusCode: at most %zu codes", CU_ARRAY_LEN(e->status));
-        return -EINVAL;
-    }
-    e->status[e->nstatus++] = (int)v;
-    return 0;
-}
-
-static int compile_expect(lt_loader *L, lt_request *q, const conf_node *item)
-{
-    if (item->type != CONF_MAP) {
-        conf_errf(L->err, item, "an expect check must be a map such as {statusCode: 200}");
-        return -EINVAL;
-    }
-    conf_check_keys(item, expect_keys, CU_ARRAY_LEN(expect_keys), "expect");
-    for (size_t i = 0; i < item->n; i++) {
-        const char *k = conf_key(item, i);
-        const conf_node *v = item->items[i];
-        int kind = -1;
-        if (!strcmp(k, "statusCode"))
-            kind = LT_EXP_STATUS;
-        else if (!strcmp(k, "contentType"))
-            kind = LT_EXP_CONTENT_TYPE;
-        else if (!strcmp(k, "hasProperty"))
-            kind = LT_EXP_HAS_PROPERTY;
-        else if (!strcmp(k, "equals"))
-            kind = LT_EXP_EQUALS;
-        if (kind < 0) {
-            for (size_t j = 0; j < CU_ARRAY_LEN(expect_unsupported); j++)
-                if (!strcmp(k, expect_unsupported[j]))
-                    conf_warnf(item->keys[i], "expect check '%s' is not supported by cutover and "
-                               "is ignored", k);
-            continue;
-        }
-        lt_expect *e = &q->expects[q->nexpects++];
-        memset(e, 0, sizeof *e);
-        e->kind = (lt_exp_kind)kind;
-        if (kind == LT_EXP_STATUS) {
-            if (v->type == CONF_SEQ) {
-                for (size_t j = 0; j < v->n; j++)
-                    if (status_code(L, v->items[j], e) != 0)
-                        return -EINVAL;
-            } else if (status_code(L, v, e) != 0) {
-                return -EINVAL;
-            }
-        } else if (kind == LT_EXP_EQUALS) {
-            if (v->type != CONF_SEQ || v->n < 2) {
-                conf_errf(L->err, v, "equals must be a list of at least two values");
-                return -EINVAL;
-            }
-            e->equals = cu_calloc(v->n, sizeof *e->equals);
-            for (size_t j = 0; j < v->n; j++) {
-                if (!(e->equals[j] = lt_loader_tmpl(L, v->items[j], "equals")))
-                    return -EINVAL;
-                e->nequals++;
-            }
-        } else {
-            if (v->type != CONF_STRING) {
-                conf_errf(L->err, v, "%s must be a string (got a %s)", k, conf_type_name(v->type));
-                return -EINVAL;
-            }
-            e->text = cu_strdup(v->str);
-            q->needs_body = true;
-        }
     }
     return 0;
 }
@@ -827,28 +746,8 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
             if (compile_capture(L, q, list_item(v, i)) != 0)
                 return -EINVAL;
     }
-    if ((v = conf_get(n, "expect"))) {
-        if (L->s->plugins.expect) {
-            size_t total = 0;
-            for (size_t i = 0; i < list_len(v); i++)
-                total += list_item(v, i)->type == CONF_MAP ? list_item(v, i)->n : 1;
-            q->expects = cu_calloc(total ? total : 1, sizeof *q->expects);
-            for (size_t i = 0; i < list_len(v); i++)
-                if (compile_expect(L, q, list_item(v, i)) != 0)
-                    return -EINVAL;
-        } else {
-            cu_buf names = CU_BUF_INIT;
-            for (size_t i = 0; i < list_len(v); i++) {
-                const conf_node *it = list_item(v, i);
-                for (size_t k = 0; it->type == CONF_MAP && k < it->n; k++)
-                    cu_buf_appendf(&names, "%s%s", names.len ? ", " : "", conf_key(it, k));
-            }
-            conf_warnf(v, "expect checks ignored (%s): config.plugins.expect is not enabled, and "
-                       "Artillery ignores them silently; add `plugins: {expect: {}}` to run them",
-                       names.data ? names.data : "none");
-            cu_buf_free(&names);
-        }
-    }
+    if (lt_expects_compile(L, q, conf_get(n, "expect")) != 0)
+        return -EINVAL;
     if (lt_loader_funcs(L, conf_get(n, "beforeRequest"), "beforeRequest") != 0 ||
         lt_loader_funcs(L, conf_get(n, "afterResponse"), "afterResponse") != 0)
         return -EINVAL;
@@ -911,11 +810,7 @@ void lt_request_free(lt_request *q)
         free(c->as);
     }
     free(q->captures);
-    for (size_t i = 0; i < q->nexpects; i++) {
-        free(q->expects[i].text);
-        for (size_t j = 0; j < q->expects[i].nequals; j++)
-            lt_tmpl_free(q->expects[i].equals[j]);
-        free(q->expects[i].equals);
-    }
+    for (size_t i = 0; i < q->nexpects; i++)
+        lt_expect_free(&q->expects[i]);
     free(q->expects);
 }

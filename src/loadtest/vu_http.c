@@ -415,94 +415,6 @@ static bool run_captures(lt_vu *vu, const lt_request *r, const http_response *re
     return ok;
 }
 
-static const char *const expect_names[] = {"statusCode", "contentType", "hasProperty", "equals"};
-
-static bool expect_one(lt_vu *vu, const lt_expect *e, const http_response *res, json_t **doc,
-                       bool *tried, cu_buf *got)
-{
-    switch (e->kind) {
-    case LT_EXP_STATUS:
-        cu_buf_appendf(got, "%d", res->status);
-        for (size_t i = 0; i < e->nstatus; i++)
-            if (e->status[i] == res->status)
-                return true;
-        return false;
-    case LT_EXP_CONTENT_TYPE: {
-        const http_header *ct = http_header_find(res->headers, res->nheaders, "content-type");
-        if (ct)
-            cu_buf_append(got, ct->value, ct->value_len);
-        if (!ct)
-            return false;
-        if (!strcmp(e->text, "json")) {
-            bool type_ok = memmem(ct->value, ct->value_len, "application/json", 16) ||
-                           memmem(ct->value, ct->value_len, "+json", 5);
-            return type_ok && parse_body(res, doc, tried) != NULL;
-        }
-        size_t n = strlen(e->text);
-        return ct->value_len >= n && !strncasecmp(ct->value, e->text, n) &&
-               (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' ');
-    }
-    case LT_EXP_HAS_PROPERTY: {
-        json_t *d = parse_body(res, doc, tried);
-        char *path = cu_strdup(e->text), *save = NULL;
-        for (char *part = strtok_r(path, ".", &save); part && d; part = strtok_r(NULL, ".", &save))
-            d = json_is_array(d) ? json_array_get(d, strtoul(part, NULL, 10)) : json_object_get(d, part);
-        free(path);
-        cu_buf_appends(got, d ? "present" : "absent");
-        return d != NULL;
-    }
-    case LT_EXP_EQUALS: {
-        cu_buf first = CU_BUF_INIT, other = CU_BUF_INIT;
-        bool eq = true;
-        for (size_t i = 0; i < e->nequals; i++) {
-            cu_buf *b = i == 0 ? &first : &other;
-            cu_buf_reset(b);
-            lt_vu_render(vu, e->equals[i], b);
-            if (i > 0 && strcmp(first.data ? first.data : "", other.data ? other.data : ""))
-                eq = false;
-            cu_buf_appendf(got, "%s%s", i ? ", " : "", b->data ? b->data : "");
-        }
-        cu_buf_free(&first);
-        cu_buf_free(&other);
-        return eq;
-    }
-    }
-    return true;
-}
-
-/* Returns false when a failed check must fail the user. */
-static bool run_expects(lt_vu *vu, const lt_request *r, const http_response *res, json_t **doc,
-                        bool *tried)
-{
-    lt_worker *w = vu->w;
-    const lt_plugins *pl = &w->run->script->plugins;
-    int64_t ts = cu_wall_ms();
-    bool all = true;
-    cu_buf out = CU_BUF_INIT, got = CU_BUF_INIT;
-    for (size_t i = 0; i < r->nexpects; i++) {
-        cu_buf_reset(&got);
-        bool ok = expect_one(vu, &r->expects[i], res, doc, tried, &got);
-        const char *type = expect_names[r->expects[i].kind];
-        char name[128];
-        snprintf(name, sizeof name, "plugins.expect.%s.%s", ok ? "ok" : "failed", type);
-        lt_vu_count(w, ok ? "plugins.expect.ok" : "plugins.expect.failed", 1, ts);
-        lt_vu_count(w, name, 1, ts);
-        if (!ok) {
-            all = false;
-            cu_buf_appendf(&out, "  not ok %s: got %s\n", type, got.data ? got.data : "");
-        }
-    }
-    if (!all) {
-        atomic_store(&w->run->expect_failed, 1);
-        if (pl->expect_format != LT_EXPECT_SILENT)
-            printf("* %s %s%s%s\n%s\n", r->method, vu->url.data, r->name ? " - " : "", "",
-                   out.data);
-    }
-    cu_buf_free(&out);
-    cu_buf_free(&got);
-    return all || !pl->expect_failures_as_errors;
-}
-
 /* Does a Set-Cookie's attribute list (after the first ';') expire the
  * cookie now: Max-Age <= 0, or Expires in the past? */
 static bool cookie_expired(const char *a, size_t n)
@@ -758,12 +670,11 @@ static void on_response(void *user, int err, const http_response *res)
         lt_vu_fail(vu, r, "Failed capture or match");
         return;
     }
-    if (r->nexpects)
-        ok = run_expects(vu, r, res, &doc, &tried);
     json_decref(doc);
+    char code[600];
+    if (r->nexpects && !lt_vu_expects(vu, r, res, code, sizeof code))
+        ok = false;
     if (!ok) {
-        char code[600];
-        snprintf(code, sizeof code, "Failed expectations for request %s", vu->url.data);
         lt_vu_fail(vu, r, code);
         return;
     }

@@ -67,6 +67,15 @@ void lt_vu_render(lt_vu *vu, const lt_tmpl *t, cu_buf *out);
 /* Sends step r (vu_http.c); the flow goes on in the response callback.
  * Returns false when the user failed before anything was sent. */
 bool lt_vu_send_request(lt_vu *vu, const lt_request *r);
+/* Runs r's expect checks on its final response (vu_expect.c): counts
+ * plugins.expect.*, prints them in the plugin's output format, marks the
+ * run for exit status 21 on a failure. Returns false when the user must
+ * fail (reportFailuresAsErrors), with the error text in code. */
+bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, char *code,
+                   size_t code_len);
+/* The step's URL as Artillery's req.url: target + url for a path. */
+void lt_vu_full_url(lt_vu *vu, cu_buf *out);
+
 /* Frees what the worker's users shared for HTTP (the inflater). */
 void lt_vu_http_free(lt_worker *w);
 
