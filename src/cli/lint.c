@@ -25,6 +25,9 @@ static void lint_usage(FILE *f)
             "      --overrides JSON      deep-merge JSON into the script (arrays replace)\n"
             "  -v, --variables JSON      add to config.variables\n"
             "  -k, --insecure            do not verify TLS certificates\n"
+            "      --scenario-name NAME  plan only this scenario (its name, or a regex)\n"
+            "  -s, --solo                plan one virtual user\n"
+            "      --dotenv FILE         set environment variables from FILE (alias --env-file)\n"
             "  -h, --help                this text\n"
             "\n"
             "Exit status: 0 the script runs (warnings only), 1 it has errors, 2 usage.\n");
@@ -32,13 +35,17 @@ static void lint_usage(FILE *f)
 
 int cmd_lint(int argc, char **argv)
 {
-    enum { OPT_OVERRIDES = 1000 };
+    enum { OPT_OVERRIDES = 1000, OPT_SCENARIO, OPT_DOTENV };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'},
         {"environment", required_argument, NULL, 'e'},
         {"overrides", required_argument, NULL, OPT_OVERRIDES},
         {"variables", required_argument, NULL, 'v'},
         {"insecure", no_argument, NULL, 'k'},
+        {"scenario-name", required_argument, NULL, OPT_SCENARIO},
+        {"solo", no_argument, NULL, 's'},
+        {"dotenv", required_argument, NULL, OPT_DOTENV},
+        {"env-file", required_argument, NULL, OPT_DOTENV},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -47,13 +54,18 @@ int cmd_lint(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "t:e:v:kh", longopts, NULL)) != -1) {
+    const char *dotenv = NULL;
+    char err[CU_ERRLEN] = "";
+    while ((c = getopt_long(argc, argv, "t:e:v:ksh", longopts, NULL)) != -1) {
         switch (c) {
         case 't': o.target = optarg; break;
         case 'e': o.environment = optarg; break;
         case 'v': o.variables = optarg; break;
         case 'k': o.insecure = true; break;
         case OPT_OVERRIDES: o.overrides = optarg; break;
+        case OPT_SCENARIO: o.scenario_name = optarg; break;
+        case 's': o.solo = true; break;
+        case OPT_DOTENV: dotenv = optarg; break;
         case 'h': lint_usage(stdout); return 0;
         default:
             fprintf(stderr, "cutover: error: bad option '%s'\n", argv[optind - 1]);
@@ -68,7 +80,10 @@ int cmd_lint(int argc, char **argv)
         return 2;
     }
     o.path = argv[optind];
-    char err[CU_ERRLEN] = "";
+    if (dotenv && cli_dotenv(dotenv, err) != 0) {
+        fprintf(stderr, "cutover: error: --dotenv: %s\n", err);
+        return LT_EXIT_FAIL;
+    }
     size_t before = cu_log_count(CU_LOG_WARN);
     lt_script *s = lt_script_load(&o, err);
     if (!s) {
