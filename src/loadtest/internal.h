@@ -26,6 +26,7 @@ typedef struct lt_hot {
     mset_entry *requests, *request_rate, *responses, *bytes, *rt, *rt_class[6];
     mset_entry *codes[600];
     mset_entry *lag, *created, *completed, *failed, *session;
+    mset_entry *dns, *tcp, *tls, *total; /* http.extendedMetrics */
     mset_entry **scenario_created;   /* per scenario */
     mset_entry **ep_rt;              /* per request id: endpoint response_time */
     mset_entry **ep_code;            /* per request id: endpoint codes.<last status> */

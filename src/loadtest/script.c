@@ -488,8 +488,11 @@ static int compile_config(lt_loader *L, const conf_node *config)
     conf_check_keys(http, http_keys, CU_ARRAY_LEN(http_keys), "config.http");
     if ((v = conf_get(http, "pool")))
         conf_warnf(v, "http.pool is not supported by cutover: every virtual user has its own connection");
-    if ((v = conf_get(http, "extendedMetrics")) && v->type == CONF_BOOL && v->b)
-        conf_warnf(v, "http.extendedMetrics is not supported by cutover and is ignored");
+    if ((v = conf_get(http, "extendedMetrics")) && boolean(L, v, "http.extendedMetrics",
+                                                           &s->extended_metrics) != 0)
+        return -EINVAL;
+    if (getenv("ARTILLERY_EXTENDED_HTTP_METRICS"))
+        s->extended_metrics = true;
     if (compile_defaults(L, config, http) != 0)
         return -EINVAL;
     s->timeout_s = 10;

@@ -306,6 +306,7 @@ typedef struct lt_script {
     lt_kv *default_cookies;
     size_t ndefault_cookies;
     double timeout_s;           /* http.timeout, default 10 */
+    bool extended_metrics;      /* http.extendedMetrics or $ARTILLERY_EXTENDED_HTTP_METRICS */
     bool tls_verify;            /* config.tls.rejectUnauthorized (default true), -k */
     char *tls_ca;               /* config.tls.ca file (PEM), or NULL */
     lt_plugins plugins;

@@ -641,6 +641,17 @@ static void on_response(void *user, int err, const http_response *res)
         }
         mset_entry_count(m, h->ep_code[r->id], 1, ts);
     }
+    if (w->run->script->extended_metrics) { /* got's timings.phases, per hop */
+        if (res->t_dns_ns)
+            mset_entry_summary(m, HOT(h, dns, "http.dns", MSET_SUMMARY), (double)res->t_dns_ns / 1e6, ts);
+        if (res->t_tcp_ns)
+            mset_entry_summary(m, HOT(h, tcp, "http.tcp", MSET_SUMMARY), (double)res->t_tcp_ns / 1e6, ts);
+        if (res->t_tls_ns)
+            mset_entry_summary(m, HOT(h, tls, "http.tls", MSET_SUMMARY), (double)res->t_tls_ns / 1e6, ts);
+        if (res->t_done_ns > res->t_start_ns)
+            mset_entry_summary(m, HOT(h, total, "http.total", MSET_SUMMARY),
+                               (double)(res->t_done_ns - res->t_start_ns) / 1e6, ts);
+    }
     store_cookies(vu, res);
     if (loc) {
         follow(vu, r, status, loc->value, loc->value_len);
