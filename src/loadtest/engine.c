@@ -177,6 +177,7 @@ static void maybe_finish(lt_worker *w)
         return;
     hand_off(w);
     atomic_store(&w->passed, INT64_MAX);
+    lt_vu_http_free(w); /* http.pool's kept-alive connections would keep the loop running */
     uv_close((uv_handle_t *)&w->arrival_timer, close_cb);
     uv_close((uv_handle_t *)&w->tick_timer, close_cb);
     uv_close((uv_handle_t *)&w->wake, close_cb);

@@ -44,6 +44,10 @@ struct lt_worker {
     net_resolver *resolver;
     net_tls *tls;                   /* created on first https use */
     struct z_stream_s *zs;          /* zlib inflater for gzip/deflate bodies, made on first use */
+    struct http_client **pool;      /* http.pool: this worker's share of the connections */
+    bool *pool_busy;
+    size_t npool;
+    lt_vu *pool_head, *pool_tail;   /* users waiting for one, first come first served */
     cu_rng rng;
     lt_sched sched;
     uint64_t next_t;                /* next owned arrival (ns from start) */
@@ -104,6 +108,9 @@ void lt_vu_pool_free(lt_worker *w);
 /* Asks every live user of the worker to stop (the run is stopping). */
 void lt_vu_stop_all(lt_worker *w);
 void lt_vu_prepare(lt_run_t *run);   /* request ids, pick table (before threads) */
+/* Frees what the worker's users share for HTTP (http.pool's connections,
+ * the inflater); idempotent. Called once no user is left (vu_http.c). */
+void lt_vu_http_free(lt_worker *w);
 
 /* ---- reports (report.c) --------------------------------------------------------------- */
 typedef struct lt_report lt_report;

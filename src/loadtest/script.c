@@ -486,8 +486,18 @@ static int compile_config(lt_loader *L, const conf_node *config)
     if (http && http->type != CONF_NULL && want_map(L, http, "config.http") != 0)
         return -EINVAL;
     conf_check_keys(http, http_keys, CU_ARRAY_LEN(http_keys), "config.http");
-    if ((v = conf_get(http, "pool")))
-        conf_warnf(v, "http.pool is not supported by cutover: every virtual user has its own connection");
+    if ((v = conf_get(http, "pool")) && v->type != CONF_NULL) {
+        double n;
+        if (number(L, v, "http.pool", &n) != 0)
+            return -EINVAL;
+        if (n < 1 || n != floor(n) || n > 100000) {
+            conf_errf(L->err, v, "http.pool must be a number of connections from 1 to 100000");
+            return -EINVAL;
+        }
+        s->pool = (size_t)n;
+    }
+    if ((v = conf_get(http, "maxSockets")))
+        conf_warnf(v, "http.maxSockets is ignored, as in Artillery (http.pool sets shared connections)");
     if ((v = conf_get(http, "extendedMetrics")) && boolean(L, v, "http.extendedMetrics",
                                                            &s->extended_metrics) != 0)
         return -EINVAL;

@@ -307,6 +307,7 @@ typedef struct lt_script {
     size_t ndefault_cookies;
     double timeout_s;           /* http.timeout, default 10 */
     bool extended_metrics;      /* http.extendedMetrics or $ARTILLERY_EXTENDED_HTTP_METRICS */
+    size_t pool;                /* http.pool: connections shared by all users (0: one per user) */
     bool tls_verify;            /* config.tls.rejectUnauthorized (default true), -k */
     char *tls_ca;               /* config.tls.ca file (PEM), or NULL */
     lt_plugins plugins;

@@ -114,6 +114,7 @@ static void vu_end(lt_vu *vu, const char *error)
                                ts);
         }
     }
+    lt_vu_pool_leave(vu);
     free_clients(vu);
     for (int i = 0; i < vu->depth; i++)
         json_decref(vu->frames[i].over);
@@ -221,7 +222,8 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
         uv_timer_init(&w->loop, &vu->think);
         vu->think.data = vu;
     }
-    vu->ended = vu->stopping = vu->in_flight = vu->think_active = false;
+    vu->ended = vu->stopping = vu->in_flight = vu->think_active = vu->pool_waiting = false;
+    vu->pool_slot = -1;
     vu->start_ns = now;
     /* link into the live list */
     vu->prev = NULL;

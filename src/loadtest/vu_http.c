@@ -175,8 +175,112 @@ static void drop_header(lt_vu *vu, const char *name)
     }
 }
 
+/* ---- http.pool ---------------------------------------------------------------------------- */
+/* With config.http.pool = N, the users of the run share N keep-alive
+ * connections to the target (split between the workers, at least one
+ * each) instead of one each, as Artillery's shared agent does. A user that
+ * finds them all busy waits in the worker's FIFO with its request built;
+ * a connection is handed to the next waiting user once the response that
+ * held it has been processed. Waiting is not measured (as in Artillery:
+ * response_time starts when the request is written). */
+static size_t pool_size(const lt_worker *w)
+{
+    size_t n = w->run->script->pool, k = (size_t)w->run->nworkers;
+    size_t mine = n / k + ((size_t)w->index < n % k ? 1 : 0);
+    return mine ? mine : 1;
+}
+
+/* A free slot of the pool for vu (marked busy), or NULL when all are. */
+static http_client **pool_take(lt_vu *vu)
+{
+    lt_worker *w = vu->w;
+    if (!w->pool) {
+        w->npool = pool_size(w);
+        w->pool = cu_calloc(w->npool, sizeof *w->pool);
+        w->pool_busy = cu_calloc(w->npool, sizeof *w->pool_busy);
+    }
+    if (vu->pool_slot >= 0)
+        return &w->pool[vu->pool_slot]; /* a redirect hop keeps its connection */
+    for (size_t i = 0; i < w->npool; i++)
+        if (!w->pool_busy[i]) {
+            w->pool_busy[i] = true;
+            vu->pool_slot = (int)i;
+            return &w->pool[i];
+        }
+    return NULL;
+}
+
+static bool send_hop(lt_vu *vu, const lt_request *r, http_client *c, const char *target);
+
+static void pool_wait(lt_vu *vu, const lt_request *r)
+{
+    lt_worker *w = vu->w;
+    vu->req = r;
+    vu->pool_waiting = true;
+    vu->pool_next = NULL;
+    if (w->pool_tail)
+        w->pool_tail->pool_next = vu;
+    else
+        w->pool_head = vu;
+    w->pool_tail = vu;
+}
+
+/* vu gives its slot back (its response is processed, or it ended); the
+ * slot goes to the first waiting user. */
+static void pool_release(lt_vu *vu)
+{
+    lt_worker *w = vu->w;
+    if (vu->pool_slot < 0)
+        return;
+    size_t i = (size_t)vu->pool_slot;
+    vu->pool_slot = -1;
+    w->pool_busy[i] = false;
+    while (w->pool_head && !w->pool_busy[i] && !w->stopping) {
+        lt_vu *next = w->pool_head;
+        w->pool_head = next->pool_next;
+        if (!w->pool_head)
+            w->pool_tail = NULL;
+        next->pool_waiting = false;
+        w->pool_busy[i] = true;
+        next->pool_slot = (int)i;
+        if (!w->pool[i]) {
+            http_client_opts o = {w->resolver, NULL, 0};
+            char err[CU_ERRLEN];
+            if (w->run->target.tls && !(o.tls = lt_worker_tls(w, err))) {
+                lt_vu_fail(next, next->req, "ERR_TLS_CONTEXT"); /* releases the slot again */
+                continue;
+            }
+            w->pool[i] = http_client_new(&w->loop, &w->run->target, &o);
+        }
+        send_hop(next, next->req, w->pool[i], next->target.data);
+    }
+}
+
+void lt_vu_pool_leave(lt_vu *vu)
+{
+    lt_worker *w = vu->w;
+    if (vu->pool_waiting) {
+        lt_vu **pp = &w->pool_head, *prev = NULL;
+        while (*pp && *pp != vu) {
+            prev = *pp;
+            pp = &(*pp)->pool_next;
+        }
+        if (*pp)
+            *pp = vu->pool_next;
+        if (w->pool_tail == vu)
+            w->pool_tail = prev;
+        vu->pool_waiting = false;
+    }
+    if (vu->pool_slot >= 0 && vu->in_flight) { /* cancel: the connection goes with it */
+        http_client_free(w->pool[vu->pool_slot]);
+        w->pool[vu->pool_slot] = NULL;
+    }
+    pool_release(vu);
+}
+
 /* The client for an absolute URL's origin (the target's, or another). */
-static http_client *client_for(lt_vu *vu, const char *url, const char **target, char *err)
+static http_client *client_for(lt_vu *vu, const char *url, const char **target, bool *wait,
+                               char *err)
 {
     lt_run_t *run = vu->w->run;
     const http_url *origin = &run->target;
@@ -211,6 +315,14 @@ static http_client *client_for(lt_vu *vu, const char *url, const char **target, 
         }
     }
     *target = vu->target.data;
+    *wait = false;
+    if (slot == &vu->client && run->script->pool > 0) { /* http.pool: the worker's shared clients */
+        slot = pool_take(vu);
+        if (!slot) {
+            *wait = true;
+            return NULL;
+        }
+    }
     if (!*slot) {
         http_client_opts o = {vu->w->resolver, NULL, 0};
         if (origin->tls) {
@@ -279,8 +391,9 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
     }
     char err[CU_ERRLEN];
     const char *target = NULL;
-    http_client *c = client_for(vu, absolute, &target, err);
-    if (!c) {
+    bool wait;
+    http_client *c = client_for(vu, absolute, &target, &wait, err);
+    if (!c && !wait) {
         char code[600];
         snprintf(code, sizeof code, "Invalid URL - %s", url);
         lt_vu_fail(vu, r, absolute ? code : "ERR_TLS_CONTEXT");
@@ -358,6 +471,10 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
         cu_buf_appendf(&vu->hop_url, "%s%s", s->target, url);
     vu->method = r->method;
     vu->hops = 0;
+    if (wait) {
+        pool_wait(vu, r);
+        return true;
+    }
     return send_hop(vu, r, c, target);
 }
 
@@ -535,14 +652,18 @@ static void follow(lt_vu *vu, const lt_request *r, int status, const char *loc, 
         jar_header(vu);
     char err[CU_ERRLEN];
     const char *target = NULL;
-    http_client *c = client_for(vu, vu->hop_url.data, &target, err);
-    if (!c) {
+    bool wait;
+    http_client *c = client_for(vu, vu->hop_url.data, &target, &wait, err);
+    if (!c && !wait) {
         char code[600];
         snprintf(code, sizeof code, "Invalid URL - %s", vu->hop_url.data);
         lt_vu_fail(vu, r, code);
         return;
     }
-    send_hop(vu, r, c, target);
+    if (wait)
+        pool_wait(vu, r);
+    else
+        send_hop(vu, r, c, target);
 }
 
 /* Inflates a gzip or zlib (or raw deflate) body into out with the
@@ -654,7 +775,10 @@ static void on_response(void *user, int err, const http_response *res)
     }
     store_cookies(vu, res);
     if (loc) {
-        follow(vu, r, status, loc->value, loc->value_len);
+        char *l = cu_strndup(loc->value, loc->value_len); /* res dies with the slot's next use */
+        pool_release(vu); /* the next hop queues again, behind users already waiting */
+        follow(vu, r, status, l, strlen(l));
+        free(l);
         return;
     }
     http_response decoded;
@@ -685,6 +809,7 @@ static void on_response(void *user, int err, const http_response *res)
     char code[600];
     if (r->nexpects && !lt_vu_expects(vu, r, res, code, sizeof code))
         ok = false;
+    pool_release(vu); /* res is not used after this */
     if (!ok) {
         lt_vu_fail(vu, r, code);
         return;
@@ -694,6 +819,14 @@ static void on_response(void *user, int err, const http_response *res)
 
 void lt_vu_http_free(lt_worker *w)
 {
+    for (size_t i = 0; i < w->npool; i++)
+        if (w->pool[i])
+            http_client_free(w->pool[i]);
+    free(w->pool);
+    free(w->pool_busy);
+    w->pool = NULL;
+    w->pool_busy = NULL;
+    w->npool = 0;
     if (w->zs) {
         inflateEnd(w->zs);
         free(w->zs);

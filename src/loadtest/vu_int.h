@@ -45,6 +45,9 @@ struct lt_vu {
     cu_buf hop_url;         /* absolute URL of the hop in flight */
     cu_buf hop_next;        /* the next hop's, swapped with hop_url */
     cu_buf inflated;        /* decoded gzip/deflate body, reused */
+    int pool_slot;          /* http.pool: the worker's connection it holds, or -1 */
+    bool pool_waiting;      /* in the worker's queue for a connection */
+    lt_vu *pool_next;       /* that queue */
     size_t hoff[VU_MAX_HEADERS][2]; /* name and value offsets into vals */
     size_t hlen[VU_MAX_HEADERS][2];
     http_header hdrs[VU_MAX_HEADERS];
@@ -76,7 +79,8 @@ bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, cha
 /* The step's URL as Artillery's req.url: target + url for a path. */
 void lt_vu_full_url(lt_vu *vu, cu_buf *out);
 
-/* Frees what the worker's users shared for HTTP (the inflater). */
-void lt_vu_http_free(lt_worker *w);
+/* The user leaves http.pool (vu_http.c): out of the wait queue, its
+ * connection slot freed (a request in flight is cancelled with it). */
+void lt_vu_pool_leave(lt_vu *vu);
 
 #endif

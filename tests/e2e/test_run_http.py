@@ -2,10 +2,13 @@
 against `cutover upstream` (its /cookies, /redirect, /redirect-to, /gzip,
 /deflate and /echo endpoints)."""
 import json
+import signal
+import subprocess
+import time
 import urllib.parse
 import zlib
 
-from conftest import load_report, run, start_upstream, stop, write
+from conftest import BIN, ENV, load_report, run, start_upstream, stop, write
 
 
 def logged(stdout, tag):
@@ -137,3 +140,44 @@ def test_gzip_false_sends_no_accept_encoding(tmp_path, upstream):
     assert "accept-encoding" not in names and "user-agent" in names
     # the body stays compressed: the JSON capture fails the user
     assert counters(out)["errors.Failed capture or match"] == 1
+
+
+def test_http_pool_shares_connections(tmp_path, upstream):
+    # http.tcp (extendedMetrics) counts new connections
+    flow = "      - get: {url: /delay/300}\n      - get: {url: /api/mocs}\n"
+    out = tmp_path / "r.json"
+    pooled = script(tmp_path, upstream.url, flow,
+                    config="  http: {pool: 3, extendedMetrics: true}\n", users=40)
+    p = run("run", pooled, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    rep = load_report(out)["aggregate"]
+    c, s = rep["counters"], rep["summaries"]
+    assert c["vusers.completed"] == 40 and c["http.codes.200"] == 80
+    assert s["http.tcp"]["count"] == 3                    # three connections for 40 users
+    # the same with two workers: each has its share, 3 in all
+    p = run("run", pooled, "-o", out, "-q", "--workers", "2")
+    rep = load_report(out)["aggregate"]
+    assert rep["counters"]["http.codes.200"] == 80 and rep["summaries"]["http.tcp"]["count"] == 3
+    # without a pool every user has its own connection
+    own = script(tmp_path, upstream.url, flow, config="  http: {extendedMetrics: true}\n", users=40)
+    run("run", own, "-o", out, "-q")
+    assert load_report(out)["aggregate"]["summaries"]["http.tcp"]["count"] == 40
+    bad = script(tmp_path, upstream.url, flow, config="  http: {pool: 0}\n")
+    p = run("run", bad, "-q")
+    assert p.returncode == 1 and "http.pool must be a number of connections" in p.stderr
+
+
+def test_http_pool_limits_requests_in_flight(tmp_path, upstream):
+    # 10 users, 2 connections: redirect hops queue behind waiting users, and once two
+    # users hold both connections with a slow request nobody else gets one
+    flow = "      - get: {url: /redirect/3}\n      - get: {url: /delay/3000}\n"
+    s = script(tmp_path, upstream.url, flow, config="  http: {pool: 2}\n", users=10)
+    proc = subprocess.Popen([BIN, "run", str(s), "-q", "-o", str(tmp_path / "r.json")], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    c = counters(tmp_path / "r.json")
+    assert c["http.requests"] - c["http.responses"] == 2     # two in flight, no more
+    assert c["http.codes.302"] >= 6 and c["http.codes.302"] >= 3 * c["http.codes.200"]
