@@ -60,6 +60,9 @@ struct lt_worker {
     mset *win;                      /* current window (may be NULL) */
     lt_hot hot;
     bool stopping;
+    bool discard;                   /* before/after flow: windows are dropped, not handed off */
+    json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
+    json_t *before_vars;            /* this worker's copy of the before flow's variables */
     atomic_llong passed;            /* windows before this period are final */
 };
 
@@ -78,6 +81,7 @@ struct lt_run {
     char *target_prefix;           /* path part of the target, "" if none */
     lt_tmpl **var_tmpls;           /* per config variable: template or NULL */
     atomic_size_t *payload_next;   /* per payload: next row for order: sequence (all workers) */
+    json_t *before_vars;           /* the before flow's final variables, or NULL */
     size_t nrequests;              /* request steps (ids 0..n-1) */
     int *scenario_table;           /* weighted pick table */
     size_t scenario_table_len;
@@ -103,6 +107,9 @@ net_tls *lt_worker_tls(lt_worker *w, char err[CU_ERRLEN]);
 /* ---- virtual users (vu.c) ------------------------------------------------------------ */
 /* Starts a user for an arrival intended at `intended_ns` (monotonic). */
 void lt_vu_start(lt_worker *w, uint64_t intended_ns);
+/* Starts one user running sc (a before/after flow): not counted in
+ * vusers.* (the worker discards its windows anyway). */
+void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc);
 /* Frees a worker's recycled users (at worker exit). */
 void lt_vu_pool_free(lt_worker *w);
 /* Asks every live user of the worker to stop (the run is stopping). */

@@ -90,5 +90,11 @@ void lt_script_plan(const lt_script *s, cu_buf *out)
                        sc->weight, share, share / 100.0 * (double)total, sc->nflow,
                        sc->nflow == 1 ? "" : "s");
     }
+    for (int k = 0; k < 2; k++) {
+        const lt_scenario *sc = k == 0 ? s->before : s->after;
+        if (sc)
+            cu_buf_appendf(out, "%s flow: %zu step%s, run once %s the phases\n", k ? "After" : "Before",
+                           sc->nflow, sc->nflow == 1 ? "" : "s", k ? "after" : "before");
+    }
     cu_buf_appendf(out, "Target: %s\n", s->target);
 }

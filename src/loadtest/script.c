@@ -688,6 +688,27 @@ static int compile_scenarios(lt_loader *L, const conf_node *doc, const char *onl
             return -EINVAL;
         s->total_weight += s->scenarios[i].weight;
     }
+    /* top-level before: / after: {flow: [...]}, run once around the phases */
+    static const char *const side_keys[] = {"flow", "name"};
+    for (int k = 0; k < 2; k++) {
+        const char *key = k == 0 ? "before" : "after";
+        const conf_node *n = conf_get(doc, key);
+        if (!n || n->type == CONF_NULL)
+            continue;
+        if (n->type != CONF_MAP || !conf_get(n, "flow")) {
+            conf_errf(L->err, n, "%s must be a map with a flow: {flow: [...]}", key);
+            return -EINVAL;
+        }
+        conf_check_keys(n, side_keys, CU_ARRAY_LEN(side_keys), key);
+        lt_scenario *sc = cu_calloc(1, sizeof *sc);
+        sc->name = cu_strdup(key);
+        sc->created_metric = cu_asprintf("vusers.created_by_name.%s", key);
+        *(k == 0 ? &s->before : &s->after) = sc;
+        L->scenario = s->nscenarios + (size_t)k;
+        L->scenario_name = key;
+        if (lt_flow_compile(L, conf_get(n, "flow"), &sc->flow, &sc->nflow) != 0)
+            return -EINVAL;
+    }
     if (only)
         return pick_scenario(L, only);
     if (s->total_weight == 0) {
@@ -713,9 +734,9 @@ static void lint_vars(lt_loader *L)
         for (size_t j = 0; j < L->ndefs; j++) {
             if (strcmp(L->defs[j].name, u->name))
                 continue;
-            if (L->defs[j].scenario == u->scenario)
-                here = true;
-            else if (!elsewhere)
+            if (L->defs[j].scenario == u->scenario || L->defs[j].scenario == s->nscenarios)
+                here = true; /* the before flow (index nscenarios) seeds every user */
+            else if (!elsewhere && L->defs[j].scenario < s->nscenarios)
                 elsewhere = s->scenarios[L->defs[j].scenario].name;
         }
         if (here)
@@ -773,10 +794,6 @@ static int prepare(lt_loader *L, const lt_load_opts *o)
         return -EINVAL;
     }
     conf_check_keys(doc, top_keys, CU_ARRAY_LEN(top_keys), "the script");
-    for (size_t i = 0; i < doc->n; i++)
-        if (!strcmp(conf_key(doc, i), "before") || !strcmp(conf_key(doc, i), "after"))
-            conf_warnf(doc->keys[i], "the top-level %s flow is not supported by cutover and is ignored",
-                       conf_key(doc, i));
     conf_node *config = conf_get(doc, "config");
     if (!config || config->type == CONF_NULL) {
         conf_set(doc, "config", conf_new_map());
@@ -890,6 +907,15 @@ void lt_script_free(lt_script *s)
         free(s->scenarios[i].created_metric);
     }
     free(s->scenarios);
+    for (int k = 0; k < 2; k++) {
+        lt_scenario *sc = k == 0 ? s->before : s->after;
+        if (!sc)
+            continue;
+        lt_steps_free(sc->flow, sc->nflow);
+        free(sc->name);
+        free(sc->created_metric);
+        free(sc);
+    }
     for (size_t i = 0; i < s->nphases; i++)
         free(s->phases[i].name);
     free(s->phases);

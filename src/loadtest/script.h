@@ -314,6 +314,7 @@ typedef struct lt_script {
     lt_scenario *scenarios;
     size_t nscenarios;
     int total_weight;
+    lt_scenario *before, *after; /* top-level before: / after: flows, or NULL */
 } lt_script;
 
 /* Loads and compiles. Returns NULL with err ("file:line:col: message").

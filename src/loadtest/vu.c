@@ -38,6 +38,10 @@ void lt_vu_prepare(lt_run_t *run)
     lt_script *s = run->script;
     for (size_t i = 0; i < s->nscenarios; i++)
         number_requests(run, s->scenarios[i].flow, s->scenarios[i].nflow);
+    if (s->before)
+        number_requests(run, s->before->flow, s->before->nflow);
+    if (s->after)
+        number_requests(run, s->after->flow, s->after->nflow);
     run->scenario_table = cu_calloc(s->nscenarios ? s->nscenarios : 1, sizeof(int));
     int total = 0;
     for (size_t i = 0; i < s->nscenarios; i++) {
@@ -119,6 +123,8 @@ static void vu_end(lt_vu *vu, const char *error)
     for (int i = 0; i < vu->depth; i++)
         json_decref(vu->frames[i].over);
     vu->depth = 0;
+    if (w->keep_vars && !error && !vu->stopping) /* a before/after flow completed */
+        *w->keep_vars = json_incref(vu->vars);
     json_decref(vu->vars);
     json_decref(vu->cookies);
     vu->vars = vu->cookies = NULL;
@@ -171,6 +177,13 @@ static json_t *initial_vars(lt_vu *vu)
     json_object_set_new(vars, "$testId", json_string(run->test_id));
     if (s->environment)
         json_object_set_new(vars, "$environment", json_string(s->environment));
+    if (vu->w->before_vars) { /* the before flow's captures, then CSV, then config.variables */
+        const char *k;
+        json_t *v;
+        json_object_foreach(vu->w->before_vars, k, v)
+            if (k[0] != '$' && strcmp(k, "target"))
+                json_object_set(vars, k, v);
+    }
     /* CSV rows first: config.variables of the same name win, as in Artillery */
     for (size_t p = 0; p < s->npayloads; p++) {
         const lt_payload *pl = &s->payloads[p];
@@ -208,11 +221,9 @@ static json_t *initial_vars(lt_vu *vu)
     return vars;
 }
 
-void lt_vu_start(lt_worker *w, uint64_t intended_ns)
+/* Takes a recycled user (or a new one) and links it into the live list. */
+static lt_vu *vu_take(lt_worker *w)
 {
-    lt_run_t *run = w->run;
-    uint64_t now = cu_now_ns();
-    int64_t ts = cu_wall_ms();
     lt_vu *vu = w->free_vus;
     if (vu) {
         w->free_vus = vu->next;
@@ -224,26 +235,23 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
     }
     vu->ended = vu->stopping = vu->in_flight = vu->think_active = vu->pool_waiting = false;
     vu->pool_slot = -1;
-    vu->start_ns = now;
-    /* link into the live list */
+    vu->start_ns = cu_now_ns();
     vu->prev = NULL;
     vu->next = w->live_vus;
     if (w->live_vus)
         w->live_vus->prev = vu;
     w->live_vus = vu;
     w->active++;
-    atomic_fetch_add(&run->active_total, 1);
+    atomic_fetch_add(&w->run->active_total, 1);
+    return vu;
+}
 
-    const lt_script *s = run->script;
-    size_t pick = 0;
-    if (run->scenario_table_len > 0) {
-        int r = (int)cu_rng_below(&w->rng, run->scenario_table_len);
-        while (pick + 1 < s->nscenarios && run->scenario_table[pick] <= r)
-            pick++;
-    } else if (s->nscenarios > 1) {
-        pick = cu_rng_below(&w->rng, s->nscenarios);
-    }
-    vu->sc = &s->scenarios[pick];
+/* The user's variables, cookie jar and first frame for scenario sc. */
+static void vu_setup(lt_vu *vu, const lt_scenario *sc)
+{
+    lt_worker *w = vu->w;
+    const lt_script *s = w->run->script;
+    vu->sc = sc;
     vu->vars = initial_vars(vu);
     vu->cookies = json_object();
     for (size_t i = 0; i < s->ndefault_cookies; i++) {
@@ -254,6 +262,33 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
     }
     vu->ctx.vars = vu->vars;
     vu->ctx.rng = &w->rng;
+    vu->depth = 1;
+    vu->frames[0] = (frame){sc->flow, sc->nflow, 0, 0, 1, NULL};
+}
+
+void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc)
+{
+    lt_vu *vu = vu_take(w);
+    vu_setup(vu, sc);
+    lt_vu_run(vu);
+}
+
+void lt_vu_start(lt_worker *w, uint64_t intended_ns)
+{
+    lt_run_t *run = w->run;
+    int64_t ts = cu_wall_ms();
+    lt_vu *vu = vu_take(w);
+    uint64_t now = vu->start_ns;
+    const lt_script *s = run->script;
+    size_t pick = 0;
+    if (run->scenario_table_len > 0) {
+        int r = (int)cu_rng_below(&w->rng, run->scenario_table_len);
+        while (pick + 1 < s->nscenarios && run->scenario_table[pick] <= r)
+            pick++;
+    } else if (s->nscenarios > 1) {
+        pick = cu_rng_below(&w->rng, s->nscenarios);
+    }
+    vu_setup(vu, &s->scenarios[pick]);
 
     lt_hot *h = lt_worker_hot(w, ts);
     double lag = intended_ns < now ? (double)(now - intended_ns) / 1e6 : 0.0;
@@ -262,9 +297,6 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
         h->scenario_created[pick] = mset_get(w->win, vu->sc->created_metric, MSET_COUNTER);
     mset_entry_count(w->win, h->scenario_created[pick], 1, ts);
     mset_entry_count(w->win, HOT(h, created, "vusers.created", MSET_COUNTER), 1, ts);
-
-    vu->depth = 1;
-    vu->frames[0] = (frame){vu->sc->flow, vu->sc->nflow, 0, 0, 1, NULL};
     lt_vu_run(vu);
 }
 
