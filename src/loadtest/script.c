@@ -404,6 +404,8 @@ static int compile_plugins(lt_loader *L, const conf_node *config)
                 return -EINVAL;
         } else if (!strcmp(k, "metrics-by-endpoint")) {
             mbe = plugins->items[i];
+        } else if (!strcmp(k, "apdex")) {
+            pl->apdex = true;
         } else {
             conf_warnf(plugins->keys[i], "Plugin %s specified but module artillery-plugin-%s could "
                        "not be found (not supported by cutover)", k, k);
@@ -411,6 +413,18 @@ static int compile_plugins(lt_loader *L, const conf_node *config)
     }
     if (compile_mbe(L, mbe) != 0)
         return -EINVAL;
+    /* apdex: config.apdex.threshold, else plugins.apdex.threshold, else 500 */
+    const conf_node *ap = conf_get(config, "apdex"), *apt = NULL;
+    if (ap)
+        pl->apdex = true;
+    apt = conf_get(ap, "threshold") ? conf_get(ap, "threshold")
+                                    : conf_get(conf_get(plugins, "apdex"), "threshold");
+    pl->apdex_ms = 500;
+    if (apt && (number(L, apt, "apdex threshold (ms)", &pl->apdex_ms) != 0 || pl->apdex_ms <= 0)) {
+        if (!L->err[0])
+            conf_errf(L->err, apt, "apdex threshold must be more than 0 ms");
+        return -EINVAL;
+    }
     const conf_node *checks = conf_get(config, "ensure");
     if (checks && !pl->ensure)
         conf_warnf(checks, "config.ensure is set but config.plugins has no 'ensure: {}': Artillery "
@@ -427,7 +441,6 @@ static const char *const config_keys[] = {"target", "phases", "environments", "p
     "variables", "payload", "plugins", "ensure", "defaults", "http", "tls", "timeout", "engines",
     "statsInterval", "mode", "apdex", "includeFiles", "bundling", "ws", "socketio"};
 static const char *const config_unsupported[][2] = {
-    {"apdex", "config.apdex is not supported by cutover and is ignored"},
     {"engines", "config.engines is ignored: cutover runs only HTTP scenarios"}};
 static const char *const defaults_keys[] = {"headers", "cookie", "think", "strictCapture"};
 static const char *const http_keys[] = {"timeout", "pool", "maxSockets", "extendedMetrics",

@@ -246,6 +246,8 @@ typedef struct lt_condition {
 
 typedef struct lt_plugins {
     bool ensure, expect, mbe;   /* enabled in config.plugins (mbe is on by default) */
+    bool apdex;                 /* plugins.apdex or config.apdex */
+    double apdex_ms;            /* its threshold T (default 500): satisfied <= T < tolerated <= 4T */
     /* ensure */
     lt_threshold *thresholds;
     size_t nthresholds;

@@ -773,6 +773,12 @@ static void on_response(void *user, int err, const http_response *res)
             mset_entry_summary(m, HOT(h, total, "http.total", MSET_SUMMARY),
                                (double)(res->t_done_ns - res->t_start_ns) / 1e6, ts);
     }
+    if (!loc && w->run->script->plugins.apdex) { /* the step's final response, total time */
+        const lt_plugins *ap = &w->run->script->plugins;
+        double total = (double)(res->t_done_ns - res->t_start_ns) / 1e6;
+        lt_vu_count(w, total <= ap->apdex_ms ? "apdex.satisfied"
+                       : total <= 4 * ap->apdex_ms ? "apdex.tolerated" : "apdex.frustrated", 1, ts);
+    }
     store_cookies(vu, res);
     if (loc) {
         char *l = cu_strndup(loc->value, loc->value_len); /* res dies with the slot's next use */

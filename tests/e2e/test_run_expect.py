@@ -180,3 +180,22 @@ def test_ensure_checks_and_exit_codes(tmp_path, upstream):
     # ARTILLERY_DISABLE_ENSURE turns the checks off
     p = run("run", s, "-q", env={"ARTILLERY_DISABLE_ENSURE": "1"})
     assert p.returncode == 0 and "Checks:" not in p.stdout
+
+
+def test_apdex(tmp_path, upstream):
+    flow = ("      - get: {url: /health}\n      - get: {url: /delay/100}\n"
+            "      - get: {url: /delay/300}\n")
+    s = write(tmp_path, "a.yml", f"config:\n  target: {upstream.url}\n"
+              "  phases: [{duration: 1, arrivalCount: 2}]\n  plugins: {apdex: {threshold: 50}}\n"
+              f"scenarios:\n  - flow:\n{flow}")
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out)
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    assert c["apdex.satisfied"] == 2 and c["apdex.tolerated"] == 2 and c["apdex.frustrated"] == 2
+    assert "\nApdex score: 0.5 (poor)\n" in p.stdout
+    # config.apdex alone enables it; the default threshold is 500 ms
+    s2 = write(tmp_path, "a2.yml", s.read_text().replace(
+        "  plugins: {apdex: {threshold: 50}}\n", "  apdex: {}\n"))
+    p = run("run", s2, "-o", out)
+    assert counters(out)["apdex.satisfied"] == 6 and "Apdex score: 1 (excellent)" in p.stdout
