@@ -202,6 +202,7 @@ typedef struct lt_request {
     bool needs_body;            /* captures or expects read the response body */
     bool no_redirect;           /* followRedirect: false (default: follow up to 10) */
     bool no_gzip;               /* gzip: false: no Accept-Encoding, bodies kept encoded */
+    double probability;         /* percent chance the step runs; < 0: always */
     int line, col;              /* where the step is, for messages */
     int id;                     /* 0..n-1, assigned by the engine before the run */
 } lt_request;

@@ -578,7 +578,7 @@ static char *endpoint_name(lt_loader *L, const char *url, const lt_tmpl *name)
 static const char *const req_keys[] = {"url", "uri", "name", "headers", "qs", "json", "body", "form",
     "formData", "cookie", "auth", "capture", "match", "expect", "beforeRequest", "afterResponse",
     "ifTrue", "probability", "followRedirect", "gzip", "setContentLengthHeader"};
-static const char *const req_ignored[] = {"match", "probability", "setContentLengthHeader"};
+static const char *const req_ignored[] = {"match", "setContentLengthHeader"};
 
 static int compile_qs(lt_loader *L, lt_request *q, const conf_node *n)
 {
@@ -761,6 +761,13 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
             return -EINVAL;
         }
         *flags[i].off = !v->b;
+    }
+    q->probability = -1;
+    if ((v = conf_get(n, "probability"))) {
+        if (!conf_number(v, &q->probability) || q->probability < 0 || q->probability > 100) {
+            conf_errf(L->err, v, "probability must be a number from 0 to 100 (percent)");
+            return -EINVAL;
+        }
     }
     if ((v = conf_get(n, "ifTrue"))) {
         if (v->type == CONF_STRING && is_identifier(v->str))

@@ -397,6 +397,9 @@ void lt_vu_run(lt_vu *vu)
         const lt_step *st = &f->steps[f->idx++];
         switch (st->kind) {
         case LT_STEP_REQUEST:
+            /* probability: N: skipped unless a uniform draw in [0, 100) is below N */
+            if (st->req.probability >= 0 && cu_rng_double(&vu->w->rng) * 100 >= st->req.probability)
+                break;
             lt_vu_send_request(vu, &st->req);
             return; /* continues in on_response, or the user has ended */
         case LT_STEP_THINK:

@@ -181,3 +181,17 @@ def test_http_pool_limits_requests_in_flight(tmp_path, upstream):
     c = counters(tmp_path / "r.json")
     assert c["http.requests"] - c["http.responses"] == 2     # two in flight, no more
     assert c["http.codes.302"] >= 6 and c["http.codes.302"] >= 3 * c["http.codes.200"]
+
+
+def test_probability_skips_requests(tmp_path, upstream):
+    flow = ("      - get: {url: /health, probability: 0}\n      - get: {url: /api/mocs, probability: 100}\n"
+            "      - get: {url: /api/wishlist, probability: 50}\n")
+    out = tmp_path / "r.json"
+    p = run("run", script(tmp_path, upstream.url, flow, users=200), "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    mbe = "plugins.metrics-by-endpoint."
+    assert mbe + "/health.codes.200" not in c and c[mbe + "/api/mocs.codes.200"] == 200
+    assert 60 < c[mbe + "/api/wishlist.codes.401"] < 140     # about half of 200
+    bad = script(tmp_path, upstream.url, "      - get: {url: /, probability: 101}\n")
+    assert run("run", bad, "-q").returncode == 1
