@@ -203,6 +203,7 @@ typedef struct lt_request {
     bool no_redirect;           /* followRedirect: false (default: follow up to 10) */
     bool no_gzip;               /* gzip: false: no Accept-Encoding, bodies kept encoded */
     double probability;         /* percent chance the step runs; < 0: always */
+    lt_expr *if_true;           /* ifTrue: runs only when true over the user's variables */
     int line, col;              /* where the step is, for messages */
     int id;                     /* 0..n-1, assigned by the engine before the run */
 } lt_request;

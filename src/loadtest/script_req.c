@@ -769,10 +769,23 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
             return -EINVAL;
         }
     }
-    if ((v = conf_get(n, "ifTrue"))) {
+    if ((v = conf_get(n, "ifTrue"))) { /* a filtrex expression over the user's variables */
+        char e[CU_ERRLEN] = "";
+        if (!conf_is_scalar(v) || v->type == CONF_NULL) {
+            conf_errf(L->err, v, "ifTrue must be an expression such as \"count > 1\"");
+            return -EINVAL;
+        }
+        cu_buf b = CU_BUF_INIT;
+        lt_scalar_text(&b, v);
+        q->if_true = lt_expr_compile(b.data, e);
+        if (!q->if_true)
+            conf_errf(L->err, v, "invalid ifTrue expression '%s': %s", b.data, e);
+        cu_buf_free(&b);
+        if (!q->if_true)
+            return -EINVAL;
         if (v->type == CONF_STRING && is_identifier(v->str))
-            lt_loader_funcs(L, v, "ifTrue");
-        conf_warnf(v, "ifTrue is not supported by cutover: this request always runs");
+            conf_warnf(v, "ifTrue '%s' is read as a variable (truthy: runs the request); "
+                       "processor functions do not run in cutover", v->str);
     }
     for (size_t i = 0; i < n->n; i++)
         for (size_t j = 0; j < CU_ARRAY_LEN(req_ignored); j++)
@@ -785,6 +798,8 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
 
 void lt_request_free(lt_request *q)
 {
+    if (q->if_true)
+        lt_expr_free(q->if_true);
     lt_tmpl_free(q->url);
     free(q->url_raw);
     free(q->endpoint);

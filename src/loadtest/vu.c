@@ -361,6 +361,47 @@ static int64_t loop_count(lt_vu *vu, const lt_step *st)
     return ok && n > 0 ? n : 0;
 }
 
+/* ifTrue's variables: numbers as they are, booleans 1/0, numeric strings
+ * as numbers, other values by JavaScript truthiness (filtrex compares the
+ * rest as text, which lt_expr does not: see README). Undefined: unknown. */
+static bool var_number(const char *name, double *v, void *arg)
+{
+    json_t *x = arg;
+    char key[256];
+    for (const char *p = name; x && *p;) {
+        size_t n = strcspn(p, ".");
+        if (n >= sizeof key)
+            return false;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        x = json_is_array(x) ? json_array_get(x, strtoul(key, NULL, 10)) : json_object_get(x, key);
+        p += n + (p[n] == '.');
+    }
+    if (!x)
+        return false;
+    if (json_is_number(x)) {
+        *v = json_number_value(x);
+    } else if (json_is_boolean(x) || json_is_null(x)) {
+        *v = json_is_true(x) ? 1 : 0;
+    } else if (json_is_string(x)) {
+        const char *s = json_string_value(x);
+        char *end;
+        *v = strtod(s, &end);
+        if (end == s || *end)
+            *v = *s ? 1 : 0;
+    } else {
+        *v = 1;
+    }
+    return true;
+}
+
+static bool if_true(lt_vu *vu, const lt_expr *e)
+{
+    bool unknown = false;
+    double r = lt_expr_eval(e, var_number, vu->vars, &unknown);
+    return !unknown && r == r && r != 0;
+}
+
 static void set_loop_vars(lt_vu *vu, frame *f)
 {
     set_var_int(vu->vars, "$loopCount", f->iter);
@@ -399,6 +440,8 @@ void lt_vu_run(lt_vu *vu)
         case LT_STEP_REQUEST:
             /* probability: N: skipped unless a uniform draw in [0, 100) is below N */
             if (st->req.probability >= 0 && cu_rng_double(&vu->w->rng) * 100 >= st->req.probability)
+                break;
+            if (st->req.if_true && !if_true(vu, st->req.if_true))
                 break;
             lt_vu_send_request(vu, &st->req);
             return; /* continues in on_response, or the user has ended */

@@ -195,3 +195,28 @@ def test_probability_skips_requests(tmp_path, upstream):
     assert 60 < c[mbe + "/api/wishlist.codes.401"] < 140     # about half of 200
     bad = script(tmp_path, upstream.url, "      - get: {url: /, probability: 101}\n")
     assert run("run", bad, "-q").returncode == 1
+
+
+def test_if_true_expressions_over_variables(tmp_path, upstream):
+    flow = """      - get: {url: /api/mocs, capture: {json: "$.data[0].id", as: first}}
+      - get: {url: /health, ifTrue: "n > 2 and flag"}
+      - get: {url: /api/mocs/a, ifTrue: "n * 2 == 6"}
+      - get: {url: /api/mocs/b, ifTrue: "missing > 0"}
+      - get: {url: /api/mocs/c, ifTrue: "not flag or n < 3"}
+      - get: {url: /api/mocs/d, ifTrue: first}
+      - get: {url: /api/mocs/e, ifTrue: "obj.k == 4"}
+"""
+    s = script(tmp_path, upstream.url, flow,
+               config="  variables: {n: \"3\", flag: true, obj: {k: 4}}\n", users=2)
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    mbe = "plugins.metrics-by-endpoint."
+    ran = sorted(k[len(mbe):-len(".codes.200")] for k in c
+                 if k.startswith(mbe) and k.endswith(".codes.200"))
+    assert ran == ["/api/mocs", "/api/mocs/a", "/api/mocs/d", "/api/mocs/e", "/health"], ran
+    assert c["http.requests"] == 2 * 5
+    bad = script(tmp_path, upstream.url, "      - get: {url: /, ifTrue: \"n >\"}\n")
+    p = run("lint", bad)
+    assert p.returncode == 1 and "invalid ifTrue expression 'n >'" in p.stderr
