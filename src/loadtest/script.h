@@ -221,6 +221,9 @@ struct lt_step {
         lt_tmpl *count;         /* NULL: no count (runs `over`, or forever) */
         json_t *over_list;      /* literal list, or NULL */
         char *over_var;         /* variable holding the list, or NULL */
+        char *value_name;       /* loopValue: the counter's name (default $loopCount) */
+        char *element_name;     /* loopElement: the element's name (default $loopElement) */
+        int64_t first;          /* count "a-b": the counter starts at a */
     } loop;
     lt_tmpl *log;               /* LOG */
     char *function;             /* FUNCTION: name (no JavaScript is run) */

@@ -271,9 +271,7 @@ static int compile_count(lt_loader *L, lt_step *st, const conf_node *c)
             char num[32];
             snprintf(num, sizeof num, "%ld", z - a); /* from a to z-1: z-a rounds */
             st->loop.count = lt_tmpl_compile(num);
-            if (a != 0)
-                conf_warnf(c, "loop count range '%s': cutover runs %ld rounds but $loopCount "
-                           "starts at 0, not %ld", c->str, z - a, a);
+            st->loop.first = a;
             return 0;
         }
     }
@@ -314,10 +312,22 @@ static int compile_loop(lt_loader *L, const conf_node *n, builder *b)
     }
     if (lt_loader_funcs(L, conf_get(n, "whileTrue"), "whileTrue") != 0)
         return -EINVAL;
-    for (size_t i = 0; i < n->n; i++)
-        if (!strcmp(conf_key(n, i), "loopValue") || !strcmp(conf_key(n, i), "loopElement"))
-            conf_warnf(n->keys[i], "%s is not supported by cutover: the loop sets $loopCount and "
-                       "$loopElement", conf_key(n, i));
+    const conf_node *lv = conf_get(n, "loopValue"), *le = conf_get(n, "loopElement");
+    if ((lv && (lv->type != CONF_STRING || !*lv->str)) || (le && (le->type != CONF_STRING || !*le->str))) {
+        conf_errf(L->err, lv && (lv->type != CONF_STRING || !*lv->str) ? lv : le,
+                  "loopValue and loopElement must be variable names");
+        return -EINVAL;
+    }
+    st->loop.value_name = cu_strdup(lv ? lv->str : "$loopCount");
+    st->loop.element_name = cu_strdup(le ? le->str : "$loopElement");
+    if (lv || le) { /* the loop defines these names for the lint */
+        const conf_node *names[] = {lv, le};
+        for (int k = 0; k < 2; k++)
+            if (names[k]) {
+                L->defs = cu_realloc(L->defs, (L->ndefs + 1) * sizeof *L->defs);
+                L->defs[L->ndefs++] = (lt_defn){lt_root_name(names[k]->str), L->scenario};
+            }
+    }
     return 0;
 }
 
@@ -440,6 +450,8 @@ void lt_steps_free(lt_step *steps, size_t n)
             lt_tmpl_free(st->loop.count);
             json_decref(st->loop.over_list);
             free(st->loop.over_var);
+            free(st->loop.value_name);
+            free(st->loop.element_name);
             break;
         case LT_STEP_LOG:
             lt_tmpl_free(st->log);

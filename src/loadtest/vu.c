@@ -263,7 +263,7 @@ static void vu_setup(lt_vu *vu, const lt_scenario *sc)
     vu->ctx.vars = vu->vars;
     vu->ctx.rng = &w->rng;
     vu->depth = 1;
-    vu->frames[0] = (frame){sc->flow, sc->nflow, 0, 0, 1, NULL};
+    vu->frames[0] = (frame){sc->flow, sc->nflow, 0, 0, 1, NULL, NULL};
 }
 
 void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc)
@@ -404,9 +404,10 @@ static bool if_true(lt_vu *vu, const lt_expr *e)
 
 static void set_loop_vars(lt_vu *vu, frame *f)
 {
-    set_var_int(vu->vars, "$loopCount", f->iter);
+    set_var_int(vu->vars, f->loop->loop.value_name, f->loop->loop.first + f->iter);
     if (f->over)
-        json_object_set(vu->vars, "$loopElement", json_array_get(f->over, (size_t)f->iter));
+        json_object_set(vu->vars, f->loop->loop.element_name,
+                        json_array_get(f->over, (size_t)f->iter));
 }
 
 void lt_vu_run(lt_vu *vu)
@@ -480,7 +481,7 @@ void lt_vu_run(lt_vu *vu)
                 break;
             }
             frame *nf = &vu->frames[vu->depth++];
-            *nf = (frame){st->loop.steps, st->loop.nsteps, 0, 0, count, over};
+            *nf = (frame){st->loop.steps, st->loop.nsteps, 0, 0, count, over, st};
             set_loop_vars(vu, nf);
             break;
         }

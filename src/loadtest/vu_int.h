@@ -18,6 +18,7 @@ typedef struct frame {
     int64_t iter;
     int64_t count;          /* iterations to run; -1: unbounded */
     json_t *over;           /* list iterated over (owned ref), or NULL */
+    const lt_step *loop;    /* the loop step (names, first value); NULL for the flow */
 } frame;
 
 struct lt_vu {

@@ -220,3 +220,21 @@ def test_if_true_expressions_over_variables(tmp_path, upstream):
     bad = script(tmp_path, upstream.url, "      - get: {url: /, ifTrue: \"n >\"}\n")
     p = run("lint", bad)
     assert p.returncode == 1 and "invalid ifTrue expression 'n >'" in p.stderr
+
+
+def test_loop_value_and_element_names(tmp_path, upstream):
+    flow = """      - loop:
+          - get: {url: "/api/mocs/{{ item }}-{{ i }}"}
+          - log: "it {{ i }}:{{ item }}:{{ $loopCount }}"
+        over: [a, b, c]
+        loopValue: i
+        loopElement: item
+      - loop:
+          - log: "n {{ $loopCount }}"
+        count: "2-4"
+"""
+    p = run("run", script(tmp_path, upstream.url, flow), "-q")
+    assert p.returncode == 0, p.stderr
+    assert logged(p.stdout, "it") == ["0:a:undefined", "1:b:undefined", "2:c:undefined"]
+    assert logged(p.stdout, "n") == ["2", "3"]
+    assert "never defined" not in p.stderr
