@@ -473,8 +473,15 @@ static int compile_defaults(lt_loader *L, const conf_node *config, const conf_no
     if (sc && boolean(L, sc, "strictCapture", &L->default_strict) != 0)
         return -EINVAL;
     const conf_node *think = conf_get(d1, "think") ? conf_get(d1, "think") : conf_get(d2, "think");
-    if (think)
-        conf_warnf(think, "defaults.think (jitter) is not supported by cutover and is ignored");
+    if (think && think->type != CONF_NULL) {
+        static const char *const think_keys[] = {"jitter"};
+        if (want_map(L, think, "defaults.think") != 0)
+            return -EINVAL;
+        conf_check_keys(think, think_keys, 1, "defaults.think");
+        const conf_node *j = conf_get(think, "jitter");
+        if (j && lt_parse_jitter(L, j, &s->think_jitter, &s->think_jitter_pct) != 0)
+            return -EINVAL;
+    }
     return 0;
 }
 

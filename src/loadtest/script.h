@@ -215,6 +215,8 @@ struct lt_step {
     lt_step_kind kind;
     lt_request req;             /* REQUEST */
     double think_ms;            /* THINK */
+    bool has_jitter, jitter_pct; /* THINK: its own jitter ("N%" or ms), else defaults.think's */
+    double jitter;
     struct {                    /* LOOP */
         lt_step *steps;
         size_t nsteps;
@@ -315,6 +317,8 @@ typedef struct lt_script {
     double timeout_s;           /* http.timeout, default 10 */
     bool extended_metrics;      /* http.extendedMetrics or $ARTILLERY_EXTENDED_HTTP_METRICS */
     size_t pool;                /* http.pool: connections shared by all users (0: one per user) */
+    double think_jitter;        /* config.defaults.think.jitter: ms, or percent when _pct */
+    bool think_jitter_pct;
     bool tls_verify;            /* config.tls.rejectUnauthorized (default true), -k */
     char *tls_ca;               /* config.tls.ca file (PEM), or NULL */
     lt_plugins plugins;

@@ -218,6 +218,23 @@ bool lt_parse_duration(const conf_node *n, double *seconds)
     return false;
 }
 
+/* "20%" (of the think time) or a number of milliseconds. */
+int lt_parse_jitter(lt_loader *L, const conf_node *n, double *v, bool *pct)
+{
+    char *end = NULL;
+    if (n->type == CONF_STRING && n->str[0]) {
+        *v = strtod(n->str, &end);
+        *pct = end && *end == '%' && end[1] == '\0';
+        if (end != n->str && (*pct || *end == '\0') && *v >= 0)
+            return 0;
+    } else if (conf_number(n, v) && *v >= 0) {
+        *pct = false;
+        return 0;
+    }
+    conf_errf(L->err, n, "jitter must be a percentage such as \"20%%\" or a number of milliseconds");
+    return -EINVAL;
+}
+
 /* ---- steps ---------------------------------------------------------------------------------- */
 typedef struct builder {
     lt_step **v;
@@ -344,6 +361,20 @@ static int compile_step(lt_loader *L, const conf_node *n, builder *b)
     }
     if (conf_get(n, "loop"))
         return compile_loop(L, n, b);
+    const conf_node *jit = conf_get(n, "jitter");
+    if (jit && conf_get(n, "think") && n->n == 2) { /* {think: 5, jitter: "20%"} */
+        lt_step *st = push(b);
+        st->kind = LT_STEP_THINK;
+        double s;
+        if (!lt_parse_duration(conf_get(n, "think"), &s)) {
+            conf_errf(L->err, conf_get(n, "think"),
+                      "think must be a number of seconds or a duration such as \"500ms\"");
+            return -EINVAL;
+        }
+        st->think_ms = s * 1000.0;
+        st->has_jitter = true;
+        return lt_parse_jitter(L, jit, &st->jitter, &st->jitter_pct);
+    }
     if (n->n > 1) {
         conf_errf(L->err, n->keys[1], "a flow step must have exactly one action, found '%s' and '%s'",
                   conf_key(n, 0), conf_key(n, 1));

@@ -77,6 +77,8 @@ void lt_loader_set_target(lt_loader *L, const char *target);
 int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const conf_node *n);
 void lt_request_free(lt_request *q);
 
+/* A think jitter: "N%" (*pct) or N milliseconds. 0 or -EINVAL with L->err. */
+int lt_parse_jitter(lt_loader *L, const conf_node *n, double *v, bool *pct);
 /* A JavaScript regular expression (pattern, flags, group) as POSIX ERE
  * into c->re (script_req.c). Returns 0 or -EINVAL with L->err. */
 int lt_loader_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,

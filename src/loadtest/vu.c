@@ -446,10 +446,18 @@ void lt_vu_run(lt_vu *vu)
                 break;
             lt_vu_send_request(vu, &st->req);
             return; /* continues in on_response, or the user has ended */
-        case LT_STEP_THINK:
+        case LT_STEP_THINK: {
+            /* jitter: uniform within +-N% of the think time, or +-N ms */
+            const lt_script *s = vu->w->run->script;
+            double j = st->has_jitter ? st->jitter : s->think_jitter;
+            bool pct = st->has_jitter ? st->jitter_pct : s->think_jitter_pct;
+            double ms = st->think_ms;
+            if (j > 0)
+                ms += (cu_rng_double(&vu->w->rng) * 2 - 1) * (pct ? ms * j / 100 : j);
             vu->think_active = true;
-            uv_timer_start(&vu->think, on_think_done, (uint64_t)llround(st->think_ms), 0);
+            uv_timer_start(&vu->think, on_think_done, (uint64_t)llround(ms > 0 ? ms : 0), 0);
             return;
+        }
         case LT_STEP_LOG: {
             cu_buf b = CU_BUF_INIT;
             lt_vu_render(vu, st->log, &b);

@@ -238,3 +238,21 @@ def test_loop_value_and_element_names(tmp_path, upstream):
     assert logged(p.stdout, "it") == ["0:a:undefined", "1:b:undefined", "2:c:undefined"]
     assert logged(p.stdout, "n") == ["2", "3"]
     assert "never defined" not in p.stderr
+
+
+def test_think_jitter(tmp_path, upstream):
+    out = tmp_path / "r.json"
+
+    def lengths(flow, config=""):
+        p = run("run", script(tmp_path, upstream.url, flow, config=config, users=20), "-o", out, "-q")
+        assert p.returncode == 0, p.stderr
+        return load_report(out)["aggregate"]["summaries"]["vusers.session_length"]
+
+    plain = lengths("      - think: 0.3\n")
+    assert plain["min"] >= 295 and plain["max"] < 400
+    step = lengths("      - think: 0.3\n        jitter: \"100%\"\n")
+    assert step["min"] < 200 and step["max"] > 400            # spread over 0..600 ms
+    dflt = lengths("      - think: 0.3\n", config="  defaults: {think: {jitter: 250}}\n")
+    assert dflt["min"] < 200 and dflt["max"] > 400
+    bad = script(tmp_path, upstream.url, "      - think: 1\n        jitter: lots\n")
+    assert run("lint", bad).returncode == 1
