@@ -98,3 +98,14 @@ def test_usage_errors():
     assert run("lint").returncode == 2
     assert run("lint", "--nope", "x.yml").returncode == 2
     assert run("lint", "/nonexistent/x.yml").returncode == 1
+
+
+def test_the_done_when_command_line():
+    # `cutover lint ../shared/cases/lego-api/load-test.yml`, run from the repository
+    from conftest import ROOT
+    rel = "../shared/cases/lego-api/load-test.yml"
+    p = run("lint", rel, cwd=ROOT, env={"TEST_AUTH_TOKEN": "x"})
+    assert p.returncode == 0, p.stderr
+    for where in (":53:16: 'mocId' is captured only in scenario", ":89:16: 'galleryImageId' is never",
+                  ":45:13: expect checks ignored", ":95:21: formData field 'image' uses {path"):
+        assert f"cutover: warning: {rel}{where}" in p.stderr, (where, p.stderr)
