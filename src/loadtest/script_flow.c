@@ -327,8 +327,13 @@ static int compile_loop(lt_loader *L, const conf_node *n, builder *b)
             return -EINVAL;
         }
     }
-    if (lt_loader_funcs(L, conf_get(n, "whileTrue"), "whileTrue") != 0)
+    const conf_node *wt = conf_get(n, "whileTrue");
+    if (lt_loader_funcs(L, wt, "whileTrue") != 0)
         return -EINVAL;
+    if (wt && !c && !over) { /* its function cannot run: once, rather than forever */
+        conf_warnf(wt, "this loop has only whileTrue, whose function cannot run: it runs once");
+        st->loop.count = lt_tmpl_compile("1");
+    }
     const conf_node *lv = conf_get(n, "loopValue"), *le = conf_get(n, "loopElement");
     if ((lv && (lv->type != CONF_STRING || !*lv->str)) || (le && (le->type != CONF_STRING || !*le->str))) {
         conf_errf(L->err, lv && (lv->type != CONF_STRING || !*lv->str) ? lv : le,

@@ -256,3 +256,16 @@ def test_think_jitter(tmp_path, upstream):
     assert dflt["min"] < 200 and dflt["max"] > 400
     bad = script(tmp_path, upstream.url, "      - think: 1\n        jitter: lots\n")
     assert run("lint", bad).returncode == 1
+
+
+def test_while_true_loop_runs_once(tmp_path, upstream):
+    flow = """      - loop:
+          - get: {url: /health}
+        whileTrue: moreToDo
+"""
+    out = tmp_path / "r.json"
+    p = run("run", script(tmp_path, upstream.url, flow, users=2), "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    assert "whileTrue 'moreToDo' will not run" in p.stderr
+    assert "only whileTrue, whose function cannot run: it runs once" in p.stderr
+    assert counters(out)["http.requests"] == 2 and counters(out)["vusers.completed"] == 2
