@@ -631,15 +631,14 @@ static bool is_redirect(int status)
 /* The next hop of a redirect, as got follows them for Artillery: at most
  * 10, a 303 turns into a GET without body, cookies set on the way go with
  * the next hop. */
-static void follow(lt_vu *vu, const lt_request *r, int status, const char *loc, size_t n)
+/* The next hop's URL is already in vu->hop_next. */
+static void follow(lt_vu *vu, const lt_request *r, int status)
 {
     if (vu->hops >= 10) {
         lt_vu_fail(vu, r, "ERR_TOO_MANY_REDIRECTS");
         return;
     }
     vu->hops++;
-    cu_buf_reset(&vu->hop_next);
-    resolve_location(&vu->hop_next, vu->hop_url.data ? vu->hop_url.data : "", loc, n);
     cu_buf t = vu->hop_url;
     vu->hop_url = vu->hop_next;
     vu->hop_next = t;
@@ -781,10 +780,11 @@ static void on_response(void *user, int err, const http_response *res)
     }
     store_cookies(vu, res);
     if (loc) {
-        char *l = cu_strndup(loc->value, loc->value_len); /* res dies with the slot's next use */
+        cu_buf_reset(&vu->hop_next); /* resolved now: res dies with the slot's next use */
+        resolve_location(&vu->hop_next, vu->hop_url.data ? vu->hop_url.data : "", loc->value,
+                         loc->value_len);
         pool_release(vu); /* the next hop queues again, behind users already waiting */
-        follow(vu, r, status, l, strlen(l));
-        free(l);
+        follow(vu, r, status);
         return;
     }
     http_response decoded;
