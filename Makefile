@@ -8,11 +8,11 @@
 #   make deps       install the Debian packages below (as root), or print the command
 # Everything we link or test with comes from these Debian packages, listed once:
 DEB_PACKAGES := gcc make pkg-config libc6-dev libuv1-dev libssl-dev openssl node-llhttp \
-                libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev python3 python3-pytest \
+                libyaml-dev libjansson-dev libsqlite3-dev libcmocka-dev zlib1g-dev python3 python3-pytest \
                 prometheus chromium
 
 CC      ?= cc
-PKGS    := libuv openssl yaml-0.1 jansson sqlite3
+PKGS    := libuv openssl yaml-0.1 jansson sqlite3 zlib
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wundef -Wno-unused-parameter

@@ -293,10 +293,18 @@ int cu_log_level(void)
     return atomic_load(&log_level);
 }
 
+static atomic_size_t log_counts[4];
+
+size_t cu_log_count(int level)
+{
+    return level >= 0 && level <= 3 ? atomic_load(&log_counts[level]) : 0;
+}
+
 void cu_log(int level, const char *fmt, ...)
 {
     if (level > atomic_load(&log_level))
         return;
+    atomic_fetch_add(&log_counts[level < 0 ? 0 : level > 3 ? 3 : level], 1);
     static const char *const names[] = {"error", "warning", "info", "debug"};
     cu_buf b = CU_BUF_INIT;
     cu_buf_appendf(&b, "cutover: %s: ", names[level < 0 ? 0 : level > 3 ? 3 : level]);

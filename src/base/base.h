@@ -94,6 +94,9 @@ enum { CU_LOG_ERROR = 0, CU_LOG_WARN = 1, CU_LOG_INFO = 2, CU_LOG_DEBUG = 3 };
 void cu_log_set_level(int level);
 int cu_log_level(void);
 void cu_log(int level, const char *fmt, ...) CU_PRINTF(2, 3);
+/* Messages of `level` printed so far, process-wide (for `cutover lint`'s
+ * summary line). */
+size_t cu_log_count(int level);
 #define cu_error(...) cu_log(CU_LOG_ERROR, __VA_ARGS__)
 #define cu_warn(...) cu_log(CU_LOG_WARN, __VA_ARGS__)
 #define cu_info(...) cu_log(CU_LOG_INFO, __VA_ARGS__)

@@ -18,6 +18,7 @@ typedef struct {
 
 static const subcommand commands[] = {
     {"run", cmd_run, "run an Artillery v2 test script (load test)"},
+    {"lint", cmd_lint, "check a test script without running it: warnings and the plan"},
     {"report", cmd_report, "write a JSON report as one self-contained HTML page"},
     {"upstream", cmd_upstream, "a sample HTTP service (the lego-api) for rehearsals and tests"},
     {"serve", cmd_serve, "the weighted blue/green router (config: docs/serve.md)"},

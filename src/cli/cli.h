@@ -10,6 +10,10 @@ int cli_main(int argc, char **argv);
 
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
+/* run.c: --dotenv FILE into the environment (existing variables win).
+ * Returns 0, or -1 with err. */
+int cli_dotenv(const char *path, char err[CU_ERRLEN]);
 int cmd_upstream(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

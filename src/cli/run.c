@@ -25,6 +25,9 @@ static void run_usage(FILE *f)
             "  -q, --quiet               print only the test run id\n"
             "      --workers N           worker threads, each with its own event loop (default 1)\n"
             "      --seed N              seed the random choices (scenario picks, list variables)\n"
+            "      --scenario-name NAME  run only this scenario (its name, or a regex)\n"
+            "  -s, --solo                one virtual user, whatever the phases say\n"
+            "      --dotenv FILE         set environment variables from FILE (alias --env-file)\n"
             "  -h, --help                this text\n"
             "\n"
             "Exit status: 0 done, 1 ensure failed or the script could not run, 21 an expect\n"
@@ -33,8 +36,68 @@ static void run_usage(FILE *f)
 
 static const char *const run_flags[] = {
     "--target", "--environment", "--output", "--overrides", "--variables",
-    "--insecure", "--quiet", "--workers", "--seed", "--help",
+    "--insecure", "--quiet", "--workers", "--seed", "--help", "--scenario-name", "--solo",
+    "--dotenv", "--env-file",
 };
+
+/* --dotenv FILE, as the dotenv package reads it: KEY=VALUE lines (an
+ * optional `export `, `#` comments, single, double or backtick quotes, \n
+ * in double quotes); a variable already in the environment is kept. */
+int cli_dotenv(const char *path, char err[CU_ERRLEN])
+{
+    cu_buf text = CU_BUF_INIT;
+    if (cu_read_file(path, &text, err) != 0) {
+        cu_buf_free(&text);
+        return -1;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(text.data ? text.data : (char[]){0}, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (!strncmp(line, "export ", 7))
+            line += 7;
+        size_t klen = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789_.-");
+        char *p = line + klen;
+        while (*p == ' ')
+            p++;
+        if (!klen || (*p != '=' && *p != ':'))
+            continue;
+        line[klen] = '\0';
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strlen(p);
+        while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            p[--n] = '\0';
+        cu_buf v = CU_BUF_INIT;
+        char q = *p;
+        char *end = (q == '"' || q == '\'' || q == '`') && n > 1 ? strrchr(p + 1, q) : NULL;
+        if (end) {
+            for (char *c = p + 1; c < end; c++) {
+                if (q == '"' && c[0] == '\\' && c[1] == 'n') {
+                    cu_buf_appendc(&v, '\n');
+                    c++;
+                } else {
+                    cu_buf_appendc(&v, *c);
+                }
+            }
+        } else {
+            char *hash = strstr(p, " #");
+            size_t len = hash ? (size_t)(hash - p) : n;
+            if (*p == '#')
+                len = 0;
+            while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+            cu_buf_append(&v, p, len);
+        }
+        setenv(line, v.data ? v.data : "", 0);
+        cu_buf_free(&v);
+    }
+    cu_buf_free(&text);
+    return 0;
+}
 
 static int output_ok(const char *out)
 {
@@ -51,7 +114,7 @@ static int output_ok(const char *out)
 
 int cmd_run(int argc, char **argv)
 {
-    enum { OPT_OVERRIDES = 1000, OPT_WORKERS, OPT_SEED };
+    enum { OPT_OVERRIDES = 1000, OPT_WORKERS, OPT_SEED, OPT_SCENARIO, OPT_DOTENV };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'},
         {"environment", required_argument, NULL, 'e'},
@@ -62,6 +125,10 @@ int cmd_run(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"scenario-name", required_argument, NULL, OPT_SCENARIO},
+        {"solo", no_argument, NULL, 's'},
+        {"dotenv", required_argument, NULL, OPT_DOTENV},
+        {"env-file", required_argument, NULL, OPT_DOTENV},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -71,7 +138,8 @@ int cmd_run(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "t:e:o:v:kqh", longopts, NULL)) != -1) {
+    const char *dotenv = NULL;
+    while ((c = getopt_long(argc, argv, "t:e:o:v:kqsh", longopts, NULL)) != -1) {
         switch (c) {
         case 't': o.load.target = optarg; break;
         case 'e': o.load.environment = optarg; break;
@@ -91,6 +159,9 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case OPT_SEED: o.seed = strtoull(optarg, NULL, 10); break;
+        case OPT_SCENARIO: o.load.scenario_name = optarg; break;
+        case 's': o.load.solo = true; break;
+        case OPT_DOTENV: dotenv = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: {
             const char *bad = argv[optind - 1];
@@ -115,6 +186,11 @@ int cmd_run(int argc, char **argv)
         return 2;
     }
     o.load.path = argv[optind];
+    char err[CU_ERRLEN];
+    if (dotenv && cli_dotenv(dotenv, err) != 0) {
+        fprintf(stderr, "cutover: error: --dotenv: %s\n", err);
+        return LT_EXIT_FAIL;
+    }
     if (o.output && output_ok(o.output) != 0)
         return LT_EXIT_FAIL;
     return lt_run(&o);

@@ -54,6 +54,7 @@ struct http_client {
     uint64_t timeout_ms;
     uint64_t t_send_ns;
     uint64_t t_connect_start, t_connect_ns, t_written_ns;
+    uint64_t t_resolve_start, t_dns_ns, t_tcp_ns, t_tls_ns;
     bool is_head, reused, retried, got_bytes, wait_drain, want_close;
     cu_buf req;
     hp_msg parser;
@@ -269,6 +270,7 @@ static void on_resolved(void *user, int status, const struct sockaddr *addr)
     }
     if (!c->busy || c->s)
         return; /* the request timed out meanwhile */
+    c->t_dns_ns = cu_now_ns() - c->t_resolve_start;
     if (status < 0)
         complete_err(c, status);
     else
@@ -290,6 +292,7 @@ static void start_connect(http_client *c)
         return; /* an earlier lookup is still out: its answer serves this request */
     c->resolving = true;
     c->refs++;
+    c->t_resolve_start = cu_now_ns();
     net_resolve(c->resolver, c->origin.host, c->origin.port, on_resolved, c);
 }
 
@@ -324,6 +327,10 @@ static void finish(http_client *c, bool clean)
         .body_len = (size_t)p->body_len,
         .keep_alive = keep,
         .t_connect_ns = c->t_connect_ns,
+        .t_dns_ns = c->t_dns_ns,
+        .t_tcp_ns = c->t_tcp_ns,
+        .t_tls_ns = c->t_tls_ns,
+        .t_start_ns = c->t_send_ns,
         .t_written_ns = c->t_written_ns,
         .t_headers_ns = p->t_headers_ns ? p->t_headers_ns : now,
         .t_done_ns = now,
@@ -344,7 +351,10 @@ static void on_connect(net_stream *s, int status)
         return;
     }
     c->connected = true;
-    c->t_connect_ns = cu_now_ns() - c->t_connect_start;
+    uint64_t now = cu_now_ns(), tcp = net_stream_tcp_done_ns(s);
+    c->t_connect_ns = now - c->t_connect_start;
+    c->t_tcp_ns = tcp > c->t_connect_start ? tcp - c->t_connect_start : c->t_connect_ns;
+    c->t_tls_ns = c->origin.tls && tcp ? now - tcp : 0;
     if (!c->busy)
         return;
     arm_timer(c);
@@ -463,7 +473,7 @@ int http_client_send(http_client *c, const http_request *req, bool keep_body,
     c->user = user;
     c->timeout_ms = timeout_ms;
     c->t_send_ns = cu_now_ns();
-    c->t_connect_ns = 0;
+    c->t_connect_ns = c->t_dns_ns = c->t_tcp_ns = c->t_tls_ns = 0;
     c->t_written_ns = 0;
     c->retried = false;
     c->parser.keep_body = keep_body;

@@ -83,6 +83,10 @@ typedef struct http_response {
     size_t body_len;            /* body bytes received (after de-chunking) */
     bool keep_alive;
     uint64_t t_connect_ns;      /* connect (+TLS) time for this request, 0 if reused */
+    uint64_t t_dns_ns;          /* name lookup for a new connection (0: none, or reused) */
+    uint64_t t_tcp_ns;          /* TCP connect of a new connection (0 if reused) */
+    uint64_t t_tls_ns;          /* TLS handshake of a new connection (0: plain or reused) */
+    uint64_t t_start_ns;        /* cu_now_ns() when http_client_send was called */
     uint64_t t_written_ns;      /* cu_now_ns() when the request was fully written */
     uint64_t t_headers_ns;      /* ... when the response head was parsed */
     uint64_t t_done_ns;         /* ... when the body was complete */

@@ -46,6 +46,12 @@ static void hand_off(lt_worker *w)
 {
     if (!w->win)
         return;
+    if (w->discard) { /* a before/after flow: not part of the test's metrics */
+        mset_free(w->win);
+        w->win = NULL;
+        w->hot.period = -1;
+        return;
+    }
     lt_window_msg *msg = cu_malloc(sizeof *msg);
     msg->m = w->win;
     w->win = NULL;
@@ -177,6 +183,7 @@ static void maybe_finish(lt_worker *w)
         return;
     hand_off(w);
     atomic_store(&w->passed, INT64_MAX);
+    lt_vu_http_free(w); /* http.pool's kept-alive connections would keep the loop running */
     uv_close((uv_handle_t *)&w->arrival_timer, close_cb);
     uv_close((uv_handle_t *)&w->tick_timer, close_cb);
     uv_close((uv_handle_t *)&w->wake, close_cb);
@@ -253,6 +260,7 @@ static int worker_init(lt_worker *w, lt_run_t *run, int index, uint64_t seed, ch
 
 static void worker_fini(lt_worker *w)
 {
+    json_decref(w->before_vars);
     if (w->win)
         mset_free(w->win);
     uv_loop_close(&w->loop);
@@ -260,6 +268,44 @@ static void worker_fini(lt_worker *w)
     free(w->hot.ep_rt);
     free(w->hot.ep_code);
     free(w->hot.ep_code_status);
+}
+
+/* ---- before / after flows -------------------------------------------------------------- */
+/* Runs a top-level before: or after: flow once, as one user on a loop of
+ * its own on the calling (main) thread, and waits for it (Ctrl-C stops
+ * it). Its metrics are discarded. Returns its final variables (a new
+ * reference; NULL when it did not complete) for the users to start with. */
+static json_t *run_side_flow(lt_run_t *run, const lt_scenario *sc, uint64_t seed)
+{
+    lt_worker w;
+    char err[CU_ERRLEN];
+    if (worker_init(&w, run, 0, seed ^ 0x5bd1e995u, err) != 0) {
+        cu_error("%s", err);
+        return NULL;
+    }
+    w.discard = true;
+    if (run->before_vars) /* the after flow sees what the before flow captured */
+        w.before_vars = json_deep_copy(run->before_vars);
+    json_t *vars = NULL;
+    w.keep_vars = &vars;
+    lt_vu_start_scenario(&w, sc);
+    while (w.active > 0) {
+        if (got_signal && !w.stopping) {
+            w.stopping = true;
+            lt_vu_stop_all(&w);
+        }
+        uv_run(&w.loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&w.arrival_timer, NULL);
+    uv_close((uv_handle_t *)&w.tick_timer, NULL);
+    uv_close((uv_handle_t *)&w.wake, NULL);
+    lt_vu_pool_free(&w);
+    net_resolver_free(w.resolver);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    if (w.tls)
+        net_tls_free(w.tls);
+    worker_fini(&w);
+    return vars;
 }
 
 /* ---- main thread ------------------------------------------------------------------------ */
@@ -431,6 +477,13 @@ int lt_run(const lt_run_opts *o)
     }
     signal(SIGPIPE, SIG_IGN);
 
+    if (script->before) {
+        run->before_vars = run_side_flow(run, script->before, seed);
+        if (!run->before_vars && !got_signal)
+            cu_warn("the before flow did not complete: users start without its variables");
+        for (int i = 0; i < run->nworkers && run->before_vars; i++)
+            run->workers[i].before_vars = json_deep_copy(run->before_vars); /* share nothing */
+    }
     run->start_ns = cu_now_ns() + 20 * 1000000ull;
     run->start_wall_ms = cu_wall_ms() + 20;
     for (int i = 0; i < run->nworkers; i++)
@@ -470,6 +523,8 @@ int lt_run(const lt_run_opts *o)
     }
     collect(run, &pend, rep, true);
     free(pend.items);
+    if (script->after && !atomic_load(&run->stop) && !got_signal)
+        json_decref(run_side_flow(run, script->after, seed + 1));
 
     int64_t total_ms = cu_wall_ms() - run->start_wall_ms;
     if (!o->quiet) {
@@ -501,6 +556,8 @@ out_script:
         free(run->var_tmpls);
     }
     free(run->scenario_table);
+    free(run->payload_next);
+    json_decref(run->before_vars);
     free(run->target_prefix);
     if (run->target_ok)
         http_url_free(&run->target);

@@ -26,6 +26,7 @@ typedef struct lt_hot {
     mset_entry *requests, *request_rate, *responses, *bytes, *rt, *rt_class[6];
     mset_entry *codes[600];
     mset_entry *lag, *created, *completed, *failed, *session;
+    mset_entry *dns, *tcp, *tls, *total; /* http.extendedMetrics */
     mset_entry **scenario_created;   /* per scenario */
     mset_entry **ep_rt;              /* per request id: endpoint response_time */
     mset_entry **ep_code;            /* per request id: endpoint codes.<last status> */
@@ -42,6 +43,11 @@ struct lt_worker {
     uv_async_t wake;                /* main -> worker: stop */
     net_resolver *resolver;
     net_tls *tls;                   /* created on first https use */
+    struct z_stream_s *zs;          /* zlib inflater for gzip/deflate bodies, made on first use */
+    struct http_client **pool;      /* http.pool: this worker's share of the connections */
+    bool *pool_busy;
+    size_t npool;
+    lt_vu *pool_head, *pool_tail;   /* users waiting for one, first come first served */
     cu_rng rng;
     lt_sched sched;
     uint64_t next_t;                /* next owned arrival (ns from start) */
@@ -54,6 +60,9 @@ struct lt_worker {
     mset *win;                      /* current window (may be NULL) */
     lt_hot hot;
     bool stopping;
+    bool discard;                   /* before/after flow: windows are dropped, not handed off */
+    json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
+    json_t *before_vars;            /* this worker's copy of the before flow's variables */
     atomic_llong passed;            /* windows before this period are final */
 };
 
@@ -71,6 +80,8 @@ struct lt_run {
     bool target_ok;
     char *target_prefix;           /* path part of the target, "" if none */
     lt_tmpl **var_tmpls;           /* per config variable: template or NULL */
+    atomic_size_t *payload_next;   /* per payload: next row for order: sequence (all workers) */
+    json_t *before_vars;           /* the before flow's final variables, or NULL */
     size_t nrequests;              /* request steps (ids 0..n-1) */
     int *scenario_table;           /* weighted pick table */
     size_t scenario_table_len;
@@ -96,11 +107,17 @@ net_tls *lt_worker_tls(lt_worker *w, char err[CU_ERRLEN]);
 /* ---- virtual users (vu.c) ------------------------------------------------------------ */
 /* Starts a user for an arrival intended at `intended_ns` (monotonic). */
 void lt_vu_start(lt_worker *w, uint64_t intended_ns);
+/* Starts one user running sc (a before/after flow): not counted in
+ * vusers.* (the worker discards its windows anyway). */
+void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc);
 /* Frees a worker's recycled users (at worker exit). */
 void lt_vu_pool_free(lt_worker *w);
 /* Asks every live user of the worker to stop (the run is stopping). */
 void lt_vu_stop_all(lt_worker *w);
 void lt_vu_prepare(lt_run_t *run);   /* request ids, pick table (before threads) */
+/* Frees what the worker's users share for HTTP (http.pool's connections,
+ * the inflater); idempotent. Called once no user is left (vu_http.c). */
+void lt_vu_http_free(lt_worker *w);
 
 /* ---- reports (report.c) --------------------------------------------------------------- */
 typedef struct lt_report lt_report;

@@ -473,6 +473,30 @@ static bool lookup_metric(const char *name, double *v, void *arg)
     return true;
 }
 
+/* The apdex plugin's line after the summary: (satisfied + tolerated/2) /
+ * all, ranked as artillery-plugin-apdex ranks it. Nothing without data. */
+static void print_apdex(const lt_report *r)
+{
+    if (!r->run->script->plugins.apdex)
+        return;
+    const char *names[] = {"apdex.satisfied", "apdex.tolerated", "apdex.frustrated"};
+    double n[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        const mset_entry *e = mset_find(r->agg, names[i], MSET_COUNTER);
+        n[i] = e ? (double)e->value : 0;
+    }
+    double total = n[0] + n[1] + n[2];
+    if (total <= 0)
+        return;
+    double score = (n[0] + n[1] / 2) / total;
+    const char *rank = score >= 0.94 ? "excellent" : score >= 0.85 ? "good" : score >= 0.7 ? "fair"
+                     : score >= 0.49 ? "poor" : "unacceptable";
+    cu_buf b = CU_BUF_INIT;
+    lt_js_number(&b, score);
+    printf("\nApdex score: %s (%s)\n", b.data, rank);
+    cu_buf_free(&b);
+}
+
 /* One check's result: its line for the console (ok first, then fail, as
  * Artillery prints them) and its entry for the JSON report. */
 static void ensure_result(cu_buf *ok, cu_buf *bad, json_t *checks, bool pass, bool optional,
@@ -612,6 +636,7 @@ int lt_report_finish(lt_report *r, int64_t total_ms)
         free(path);
         cu_buf_free(&text);
     }
+    print_apdex(r);
     if (checks_text.len)
         fputs(checks_text.data, stdout);
     cu_buf_free(&checks_text);

@@ -43,9 +43,33 @@ static void check_var(const char *name, void *arg)
         c->ok = false;
 }
 
+/* $processEnvironment.X / $env.X in a config string when X is not set: the
+ * text renders as "undefined" (a bearer token "Bearer undefined"). */
+static void warn_unset_env(const conf_node *n)
+{
+    static const char *const prefixes[] = {"$processEnvironment.", "$env."};
+    for (size_t k = 0; k < CU_ARRAY_LEN(prefixes); k++) {
+        size_t plen = strlen(prefixes[k]);
+        for (const char *p = strstr(n->str, prefixes[k]); p; p = strstr(p + 1, prefixes[k])) {
+            const char *name = p + plen;
+            size_t len = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789_");
+            char var[256];
+            if (!len || len >= sizeof var)
+                continue;
+            memcpy(var, name, len);
+            var[len] = '\0';
+            if (!getenv(var))
+                conf_warnf(n, "environment variable %s is not set: %s%s renders as undefined",
+                           var, prefixes[k], var);
+        }
+    }
+}
+
 static void template_config(conf_node *n, const lt_ctx *ctx)
 {
     if (n->type == CONF_STRING && n->str && strstr(n->str, "{{")) {
+        warn_unset_env(n);
         lt_tmpl *t = lt_tmpl_compile(n->str);
         tmpl_check c = {lt_tmpl_nfuncs(t) == 0};
         lt_tmpl_each_var(t, check_var, &c);
@@ -346,13 +370,18 @@ static int compile_expect_opts(lt_loader *L, const conf_node *n)
             return -EINVAL;
         }
     }
-    const conf_node *v = conf_get(n, "reportFailuresAsErrors");
-    if (v && boolean(L, v, "reportFailuresAsErrors", &pl->expect_failures_as_errors) != 0)
-        return -EINVAL;
-    for (size_t i = 0; i < n->n; i++)
-        if (!strcmp(conf_key(n, i), "expectDefault200") || !strcmp(conf_key(n, i), "useOnlyRequestNames"))
-            conf_warnf(n->keys[i], "expect plugin option %s is not supported by cutover and is ignored",
-                       conf_key(n, i));
+    /* Artillery's schema takes booleans or the strings "true"/"false" */
+    struct { const char *k; bool *b; } flags[] = {
+        {"reportFailuresAsErrors", &pl->expect_failures_as_errors},
+        {"expectDefault200", &pl->expect_default_200},
+        {"useOnlyRequestNames", &pl->expect_only_names}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(flags); i++) {
+        const conf_node *v = conf_get(n, flags[i].k);
+        if (v && v->type == CONF_STRING && (!strcmp(v->str, "true") || !strcmp(v->str, "false")))
+            *flags[i].b = !strcmp(v->str, "true");
+        else if (v && boolean(L, v, flags[i].k, flags[i].b) != 0)
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -375,6 +404,8 @@ static int compile_plugins(lt_loader *L, const conf_node *config)
                 return -EINVAL;
         } else if (!strcmp(k, "metrics-by-endpoint")) {
             mbe = plugins->items[i];
+        } else if (!strcmp(k, "apdex")) {
+            pl->apdex = true;
         } else {
             conf_warnf(plugins->keys[i], "Plugin %s specified but module artillery-plugin-%s could "
                        "not be found (not supported by cutover)", k, k);
@@ -382,6 +413,18 @@ static int compile_plugins(lt_loader *L, const conf_node *config)
     }
     if (compile_mbe(L, mbe) != 0)
         return -EINVAL;
+    /* apdex: config.apdex.threshold, else plugins.apdex.threshold, else 500 */
+    const conf_node *ap = conf_get(config, "apdex"), *apt = NULL;
+    if (ap)
+        pl->apdex = true;
+    apt = conf_get(ap, "threshold") ? conf_get(ap, "threshold")
+                                    : conf_get(conf_get(plugins, "apdex"), "threshold");
+    pl->apdex_ms = 500;
+    if (apt && (number(L, apt, "apdex threshold (ms)", &pl->apdex_ms) != 0 || pl->apdex_ms <= 0)) {
+        if (!L->err[0])
+            conf_errf(L->err, apt, "apdex threshold must be more than 0 ms");
+        return -EINVAL;
+    }
     const conf_node *checks = conf_get(config, "ensure");
     if (checks && !pl->ensure)
         conf_warnf(checks, "config.ensure is set but config.plugins has no 'ensure: {}': Artillery "
@@ -398,8 +441,6 @@ static const char *const config_keys[] = {"target", "phases", "environments", "p
     "variables", "payload", "plugins", "ensure", "defaults", "http", "tls", "timeout", "engines",
     "statsInterval", "mode", "apdex", "includeFiles", "bundling", "ws", "socketio"};
 static const char *const config_unsupported[][2] = {
-    {"payload", "config.payload (CSV data) is not supported by cutover yet: its fields stay undefined"},
-    {"apdex", "config.apdex is not supported by cutover and is ignored"},
     {"engines", "config.engines is ignored: cutover runs only HTTP scenarios"}};
 static const char *const defaults_keys[] = {"headers", "cookie", "think", "strictCapture"};
 static const char *const http_keys[] = {"timeout", "pool", "maxSockets", "extendedMetrics",
@@ -432,8 +473,15 @@ static int compile_defaults(lt_loader *L, const conf_node *config, const conf_no
     if (sc && boolean(L, sc, "strictCapture", &L->default_strict) != 0)
         return -EINVAL;
     const conf_node *think = conf_get(d1, "think") ? conf_get(d1, "think") : conf_get(d2, "think");
-    if (think)
-        conf_warnf(think, "defaults.think (jitter) is not supported by cutover and is ignored");
+    if (think && think->type != CONF_NULL) {
+        static const char *const think_keys[] = {"jitter"};
+        if (want_map(L, think, "defaults.think") != 0)
+            return -EINVAL;
+        conf_check_keys(think, think_keys, 1, "defaults.think");
+        const conf_node *j = conf_get(think, "jitter");
+        if (j && lt_parse_jitter(L, j, &s->think_jitter, &s->think_jitter_pct) != 0)
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -451,15 +499,30 @@ static int compile_config(lt_loader *L, const conf_node *config)
     if (vars && vars->type != CONF_NULL && want_map(L, vars, "config.variables") != 0)
         return -EINVAL;
     s->variables = vars && vars->type == CONF_MAP ? lt_conf_json(vars) : json_object();
+    if (lt_payloads_compile(L, conf_get(config, "payload")) != 0)
+        return -EINVAL;
 
     const conf_node *http = conf_get(config, "http");
     if (http && http->type != CONF_NULL && want_map(L, http, "config.http") != 0)
         return -EINVAL;
     conf_check_keys(http, http_keys, CU_ARRAY_LEN(http_keys), "config.http");
-    if ((v = conf_get(http, "pool")))
-        conf_warnf(v, "http.pool is not supported by cutover: every virtual user has its own connection");
-    if ((v = conf_get(http, "extendedMetrics")) && v->type == CONF_BOOL && v->b)
-        conf_warnf(v, "http.extendedMetrics is not supported by cutover and is ignored");
+    if ((v = conf_get(http, "pool")) && v->type != CONF_NULL) {
+        double n;
+        if (number(L, v, "http.pool", &n) != 0)
+            return -EINVAL;
+        if (n < 1 || n != floor(n) || n > 100000) {
+            conf_errf(L->err, v, "http.pool must be a number of connections from 1 to 100000");
+            return -EINVAL;
+        }
+        s->pool = (size_t)n;
+    }
+    if ((v = conf_get(http, "maxSockets")))
+        conf_warnf(v, "http.maxSockets is ignored, as in Artillery (http.pool sets shared connections)");
+    if ((v = conf_get(http, "extendedMetrics")) && boolean(L, v, "http.extendedMetrics",
+                                                           &s->extended_metrics) != 0)
+        return -EINVAL;
+    if (getenv("ARTILLERY_EXTENDED_HTTP_METRICS"))
+        s->extended_metrics = true;
     if (compile_defaults(L, config, http) != 0)
         return -EINVAL;
     s->timeout_s = 10;
@@ -599,7 +662,34 @@ static int compile_scenario(lt_loader *L, const conf_node *n, size_t index, lt_s
     return 0;
 }
 
-static int compile_scenarios(lt_loader *L, const conf_node *doc)
+/* --scenario-name: the one scenario every user runs (weights of the others
+ * become 0): an exact name first, else the first whose name matches it as
+ * a regular expression, as Artillery looks it up. */
+static int pick_scenario(lt_loader *L, const char *want)
+{
+    lt_script *s = L->s;
+    size_t found = s->nscenarios;
+    for (size_t i = 0; i < s->nscenarios && found == s->nscenarios; i++)
+        if (!strcmp(s->scenarios[i].name, want))
+            found = i;
+    regex_t re;
+    if (found == s->nscenarios && regcomp(&re, want, REG_EXTENDED | REG_NOSUB) == 0) {
+        for (size_t i = 0; i < s->nscenarios && found == s->nscenarios; i++)
+            if (regexec(&re, s->scenarios[i].name, 0, NULL, 0) == 0)
+                found = i;
+        regfree(&re);
+    }
+    if (found == s->nscenarios) {
+        snprintf(L->err, CU_ERRLEN, "%s: scenario '%s' not found (--scenario-name)", s->path, want);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->nscenarios; i++)
+        s->scenarios[i].weight = i == found ? 1 : 0;
+    s->total_weight = 1;
+    return 0;
+}
+
+static int compile_scenarios(lt_loader *L, const conf_node *doc, const char *only)
 {
     lt_script *s = L->s;
     const conf_node *list = conf_get(doc, "scenarios");
@@ -618,6 +708,29 @@ static int compile_scenarios(lt_loader *L, const conf_node *doc)
             return -EINVAL;
         s->total_weight += s->scenarios[i].weight;
     }
+    /* top-level before: / after: {flow: [...]}, run once around the phases */
+    static const char *const side_keys[] = {"flow", "name"};
+    for (int k = 0; k < 2; k++) {
+        const char *key = k == 0 ? "before" : "after";
+        const conf_node *n = conf_get(doc, key);
+        if (!n || n->type == CONF_NULL)
+            continue;
+        if (n->type != CONF_MAP || !conf_get(n, "flow")) {
+            conf_errf(L->err, n, "%s must be a map with a flow: {flow: [...]}", key);
+            return -EINVAL;
+        }
+        conf_check_keys(n, side_keys, CU_ARRAY_LEN(side_keys), key);
+        lt_scenario *sc = cu_calloc(1, sizeof *sc);
+        sc->name = cu_strdup(key);
+        sc->created_metric = cu_asprintf("vusers.created_by_name.%s", key);
+        *(k == 0 ? &s->before : &s->after) = sc;
+        L->scenario = s->nscenarios + (size_t)k;
+        L->scenario_name = key;
+        if (lt_flow_compile(L, conf_get(n, "flow"), &sc->flow, &sc->nflow) != 0)
+            return -EINVAL;
+    }
+    if (only)
+        return pick_scenario(L, only);
     if (s->total_weight == 0) {
         conf_errf(L->err, list, "every scenario has weight 0: nothing would run");
         return -EINVAL;
@@ -635,14 +748,15 @@ static void lint_vars(lt_loader *L)
         const char *elsewhere = NULL;
         for (size_t j = 0; j < i && !seen; j++)
             seen = L->uses[j].scenario == u->scenario && !strcmp(L->uses[j].name, u->name);
-        if (seen || !strcmp(u->name, "target") || json_object_get(s->variables, u->name))
+        if (seen || !strcmp(u->name, "target") || json_object_get(s->variables, u->name) ||
+            lt_payload_defines(s, u->name))
             continue;
         for (size_t j = 0; j < L->ndefs; j++) {
             if (strcmp(L->defs[j].name, u->name))
                 continue;
-            if (L->defs[j].scenario == u->scenario)
-                here = true;
-            else if (!elsewhere)
+            if (L->defs[j].scenario == u->scenario || L->defs[j].scenario == s->nscenarios)
+                here = true; /* the before flow (index nscenarios) seeds every user */
+            else if (!elsewhere && L->defs[j].scenario < s->nscenarios)
                 elsewhere = s->scenarios[L->defs[j].scenario].name;
         }
         if (here)
@@ -651,7 +765,7 @@ static void lint_vars(lt_loader *L)
             conf_warnf(u->at, "'%s' is captured only in scenario '%s': a virtual user runs one "
                        "scenario, so here it renders as undefined", u->name, elsewhere);
         else
-            conf_warnf(u->at, "'%s' is never defined (not in config.variables, not captured): it "
+            conf_warnf(u->at, "'%s' is never defined (not in config.variables or a payload, not captured): it "
                        "renders as undefined", u->name);
     }
 }
@@ -659,16 +773,6 @@ static void lint_vars(lt_loader *L)
 static void final_warnings(lt_loader *L)
 {
     lint_vars(L);
-    if (L->nfuncs) {
-        cu_buf b = CU_BUF_INIT;
-        for (size_t i = 0; i < L->nfuncs; i++)
-            cu_buf_appendf(&b, "%s%s", i ? ", " : "", L->funcs[i]);
-        cu_warn("%s: processor functions will not run (no JavaScript engine): %s", L->s->path, b.data);
-        cu_buf_free(&b);
-    }
-    if (L->ignored_expects)
-        cu_warn("%s: %zu expect checks are ignored: config.plugins.expect is not enabled (Artillery "
-                "ignores them silently too)", L->s->path, L->ignored_expects);
 }
 
 static void loader_free(lt_loader *L)
@@ -710,10 +814,6 @@ static int prepare(lt_loader *L, const lt_load_opts *o)
         return -EINVAL;
     }
     conf_check_keys(doc, top_keys, CU_ARRAY_LEN(top_keys), "the script");
-    for (size_t i = 0; i < doc->n; i++)
-        if (!strcmp(conf_key(doc, i), "before") || !strcmp(conf_key(doc, i), "after"))
-            conf_warnf(doc->keys[i], "the top-level %s flow is not supported by cutover and is ignored",
-                       conf_key(doc, i));
     conf_node *config = conf_get(doc, "config");
     if (!config || config->type == CONF_NULL) {
         conf_set(doc, "config", conf_new_map());
@@ -790,8 +890,15 @@ lt_script *lt_script_load(const lt_load_opts *o, char err[CU_ERRLEN])
     if (!s->doc || prepare(&L, o) != 0)
         goto fail;
     const conf_node *config = conf_get(s->doc, "config");
-    if (compile_config(&L, config) != 0 || compile_scenarios(&L, s->doc) != 0)
+    if (compile_config(&L, config) != 0 || compile_scenarios(&L, s->doc, o->scenario_name) != 0)
         goto fail;
+    if (o->solo) { /* Artillery's --solo: one arrival in one second */
+        for (size_t i = 0; i < s->nphases; i++)
+            free(s->phases[i].name);
+        s->phases = cu_realloc(s->phases, sizeof *s->phases);
+        s->phases[0] = (lt_phase){.kind = LT_PHASE_COUNT, .duration_s = 1, .count = 1};
+        s->nphases = 1;
+    }
     if (o->insecure) {
         const conf_node *ru = conf_get(conf_get(config, "tls"), "rejectUnauthorized");
         if (ru && ru->type == CONF_BOOL && ru->b)
@@ -820,10 +927,20 @@ void lt_script_free(lt_script *s)
         free(s->scenarios[i].created_metric);
     }
     free(s->scenarios);
+    for (int k = 0; k < 2; k++) {
+        lt_scenario *sc = k == 0 ? s->before : s->after;
+        if (!sc)
+            continue;
+        lt_steps_free(sc->flow, sc->nflow);
+        free(sc->name);
+        free(sc->created_metric);
+        free(sc);
+    }
     for (size_t i = 0; i < s->nphases; i++)
         free(s->phases[i].name);
     free(s->phases);
     json_decref(s->variables);
+    lt_payloads_free(s->payloads, s->npayloads);
     lt_kvs_free(s->default_headers, s->ndefault_headers);
     lt_kvs_free(s->default_cookies, s->ndefault_cookies);
     lt_plugins *pl = &s->plugins;

@@ -156,14 +156,21 @@ typedef struct lt_capture {
     bool strict;                /* default true: failure fails the user */
 } lt_capture;
 
-typedef enum { LT_EXP_STATUS, LT_EXP_CONTENT_TYPE, LT_EXP_HAS_PROPERTY, LT_EXP_EQUALS } lt_exp_kind;
+typedef enum {
+    LT_EXP_STATUS, LT_EXP_NOT_STATUS, LT_EXP_CONTENT_TYPE, LT_EXP_HAS_HEADER, LT_EXP_HEADER_EQUALS,
+    LT_EXP_HAS_PROPERTY, LT_EXP_NOT_HAS_PROPERTY, LT_EXP_EQUALS, LT_EXP_MATCHES_REGEXP
+} lt_exp_kind;
+/* One check of the expect plugin, as its expectations.js does it. */
 typedef struct lt_expect {
     lt_exp_kind kind;
-    int status[16];             /* STATUS: accepted codes */
+    int status[16];             /* (NOT_)STATUS: the codes */
     size_t nstatus;
-    char *text;                 /* CONTENT_TYPE ("json" or a type), HAS_PROPERTY path */
-    lt_tmpl **equals;           /* EQUALS: values compared as strings */
+    bool status_list;           /* written as a list (printed as one) */
+    lt_tmpl *text;              /* CONTENT_TYPE, HAS_HEADER, (NOT_)HAS_PROPERTY; HEADER_EQUALS: name */
+    lt_tmpl **equals;           /* EQUALS: values compared as strings; HEADER_EQUALS: [value] */
     size_t nequals;
+    regex_t re;                 /* MATCHES_REGEXP */
+    char *type;                 /* the result type, for counters: "statusCode", "header x values equals" */
 } lt_expect;
 
 typedef enum { LT_BODY_NONE, LT_BODY_JSON, LT_BODY_TEXT, LT_BODY_FORM, LT_BODY_MULTIPART } lt_body_kind;
@@ -193,6 +200,10 @@ typedef struct lt_request {
     lt_expect *expects;         /* empty unless the expect plugin is enabled */
     size_t nexpects;
     bool needs_body;            /* captures or expects read the response body */
+    bool no_redirect;           /* followRedirect: false (default: follow up to 10) */
+    bool no_gzip;               /* gzip: false: no Accept-Encoding, bodies kept encoded */
+    double probability;         /* percent chance the step runs; < 0: always */
+    lt_expr *if_true;           /* ifTrue: runs only when true over the user's variables */
     int line, col;              /* where the step is, for messages */
     int id;                     /* 0..n-1, assigned by the engine before the run */
 } lt_request;
@@ -204,12 +215,17 @@ struct lt_step {
     lt_step_kind kind;
     lt_request req;             /* REQUEST */
     double think_ms;            /* THINK */
+    bool has_jitter, jitter_pct; /* THINK: its own jitter ("N%" or ms), else defaults.think's */
+    double jitter;
     struct {                    /* LOOP */
         lt_step *steps;
         size_t nsteps;
         lt_tmpl *count;         /* NULL: no count (runs `over`, or forever) */
         json_t *over_list;      /* literal list, or NULL */
         char *over_var;         /* variable holding the list, or NULL */
+        char *value_name;       /* loopValue: the counter's name (default $loopCount) */
+        char *element_name;     /* loopElement: the element's name (default $loopElement) */
+        int64_t first;          /* count "a-b": the counter starts at a */
     } loop;
     lt_tmpl *log;               /* LOG */
     char *function;             /* FUNCTION: name (no JavaScript is run) */
@@ -237,6 +253,8 @@ typedef struct lt_condition {
 
 typedef struct lt_plugins {
     bool ensure, expect, mbe;   /* enabled in config.plugins (mbe is on by default) */
+    bool apdex;                 /* plugins.apdex or config.apdex */
+    double apdex_ms;            /* its threshold T (default 500): satisfied <= T < tolerated <= 4T */
     /* ensure */
     lt_threshold *thresholds;
     size_t nthresholds;
@@ -248,8 +266,27 @@ typedef struct lt_plugins {
     char *mbe_prefix;           /* "plugins.metrics-by-endpoint" or metricsNamespace */
     /* expect */
     enum { LT_EXPECT_PRETTY, LT_EXPECT_JSON, LT_EXPECT_SILENT, LT_EXPECT_PRETTY_ERROR } expect_format;
-    bool expect_failures_as_errors;
+    bool expect_failures_as_errors, expect_default_200, expect_only_names;
 } lt_plugins;
+
+/* ---- payload (CSV) ---------------------------------------------------------------------- */
+typedef struct lt_payload {
+    char *path;                 /* resolved against the script's directory */
+    char **fields;              /* column names, in order */
+    size_t nfields;
+    bool sequence;              /* order: sequence (else random) */
+    char *name;                 /* loadAll: the variable holding every row; NULL otherwise */
+    json_t *rows;               /* list of lists of cells (strings, or numbers with cast) */
+    json_t *all;                /* loadAll: list of objects keyed by fields (or the rows) */
+} lt_payload;
+
+/* Reads CSV text as RFC 4180 does: fields separated by `delim`, records by
+ * LF or CRLF, a quoted field may hold delimiters, line breaks and doubled
+ * quotes. skip_empty drops empty lines; cast turns decimal-looking cells
+ * into numbers (csv-parse's cast: true). Returns a new list of lists, or
+ * NULL with err ("line N: ...") for an unterminated or misplaced quote. */
+json_t *lt_csv_parse(const char *text, size_t len, char delim, bool skip_empty, bool cast,
+                     char err[CU_ERRLEN]);
 
 /* ---- the script ------------------------------------------------------------------------ */
 typedef struct lt_load_opts {
@@ -259,6 +296,8 @@ typedef struct lt_load_opts {
     const char *overrides;      /* --overrides JSON text, or NULL */
     const char *variables;      /* -v JSON text, or NULL */
     bool insecure;              /* -k */
+    const char *scenario_name;  /* --scenario-name: run only this one (exact name, else a regex) */
+    bool solo;                  /* -s/--solo: one user (phases replaced by one arrival) */
 } lt_load_opts;
 
 typedef struct lt_script {
@@ -269,22 +308,32 @@ typedef struct lt_script {
     lt_phase *phases;
     size_t nphases;
     json_t *variables;          /* object: name -> scalar or list (pick one per user) */
+    lt_payload *payloads;       /* config.payload: one row per user from each (or loadAll) */
+    size_t npayloads;
     lt_kv *default_headers;     /* lower-case names; includes user-agent when Artillery adds it */
     size_t ndefault_headers;
     lt_kv *default_cookies;
     size_t ndefault_cookies;
     double timeout_s;           /* http.timeout, default 10 */
+    bool extended_metrics;      /* http.extendedMetrics or $ARTILLERY_EXTENDED_HTTP_METRICS */
+    size_t pool;                /* http.pool: connections shared by all users (0: one per user) */
+    double think_jitter;        /* config.defaults.think.jitter: ms, or percent when _pct */
+    bool think_jitter_pct;
     bool tls_verify;            /* config.tls.rejectUnauthorized (default true), -k */
     char *tls_ca;               /* config.tls.ca file (PEM), or NULL */
     lt_plugins plugins;
     lt_scenario *scenarios;
     size_t nscenarios;
     int total_weight;
+    lt_scenario *before, *after; /* top-level before: / after: flows, or NULL */
 } lt_script;
 
 /* Loads and compiles. Returns NULL with err ("file:line:col: message").
  * Warnings go to stderr through cu_warn as they are found. */
 lt_script *lt_script_load(const lt_load_opts *o, char err[CU_ERRLEN]);
 void lt_script_free(lt_script *s);
+/* Appends the plan in words (plan.c): per phase its rate, length, exact
+ * arrivals and start; the total length and users; each scenario's share. */
+void lt_script_plan(const lt_script *s, cu_buf *out);
 
 #endif

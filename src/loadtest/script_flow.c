@@ -101,13 +101,22 @@ json_t *lt_conf_json(const conf_node *n)
     return json_null();
 }
 
-static void add_func(lt_loader *L, const char *name)
+/* Each processor function is named once, at its first use: no JavaScript
+ * runs, so a function step counts errors.Undefined function "NAME" (as
+ * Artillery does for a missing function) and a hook is skipped. */
+static void add_func(lt_loader *L, const char *name, const conf_node *at, const char *what)
 {
     for (size_t i = 0; i < L->nfuncs; i++)
         if (!strcmp(L->funcs[i], name))
             return;
     L->funcs = cu_realloc(L->funcs, (L->nfuncs + 1) * sizeof *L->funcs);
     L->funcs[L->nfuncs++] = cu_strdup(name);
+    bool step = !strcmp(what, "function") || !strcmp(what, "beforeScenario") ||
+                !strcmp(what, "afterScenario");
+    conf_warnf(at, "%s '%s' will not run: cutover runs no JavaScript (%s)", what, name,
+               step ? "the step counts errors.Undefined function, as Artillery does for a "
+                      "missing function, and the user goes on"
+                    : "the hook is skipped");
 }
 
 int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
@@ -115,7 +124,7 @@ int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
     if (!n || n->type == CONF_NULL)
         return 0;
     if (n->type == CONF_STRING) {
-        add_func(L, n->str);
+        add_func(L, n->str, n, what);
         return 0;
     }
     if (n->type == CONF_SEQ) {
@@ -125,7 +134,7 @@ int lt_loader_funcs(lt_loader *L, const conf_node *n, const char *what)
                           conf_type_name(n->items[i]->type));
                 return -EINVAL;
             }
-            add_func(L, n->items[i]->str);
+            add_func(L, n->items[i]->str, n->items[i], what);
         }
         return 0;
     }
@@ -209,6 +218,23 @@ bool lt_parse_duration(const conf_node *n, double *seconds)
     return false;
 }
 
+/* "20%" (of the think time) or a number of milliseconds. */
+int lt_parse_jitter(lt_loader *L, const conf_node *n, double *v, bool *pct)
+{
+    char *end = NULL;
+    if (n->type == CONF_STRING && n->str[0]) {
+        *v = strtod(n->str, &end);
+        *pct = end && *end == '%' && end[1] == '\0';
+        if (end != n->str && (*pct || *end == '\0') && *v >= 0)
+            return 0;
+    } else if (conf_number(n, v) && *v >= 0) {
+        *pct = false;
+        return 0;
+    }
+    conf_errf(L->err, n, "jitter must be a percentage such as \"20%%\" or a number of milliseconds");
+    return -EINVAL;
+}
+
 /* ---- steps ---------------------------------------------------------------------------------- */
 typedef struct builder {
     lt_step **v;
@@ -262,9 +288,7 @@ static int compile_count(lt_loader *L, lt_step *st, const conf_node *c)
             char num[32];
             snprintf(num, sizeof num, "%ld", z - a); /* from a to z-1: z-a rounds */
             st->loop.count = lt_tmpl_compile(num);
-            if (a != 0)
-                conf_warnf(c, "loop count range '%s': cutover runs %ld rounds but $loopCount "
-                           "starts at 0, not %ld", c->str, z - a, a);
+            st->loop.first = a;
             return 0;
         }
     }
@@ -303,12 +327,29 @@ static int compile_loop(lt_loader *L, const conf_node *n, builder *b)
             return -EINVAL;
         }
     }
-    if (lt_loader_funcs(L, conf_get(n, "whileTrue"), "whileTrue") != 0)
+    const conf_node *wt = conf_get(n, "whileTrue");
+    if (lt_loader_funcs(L, wt, "whileTrue") != 0)
         return -EINVAL;
-    for (size_t i = 0; i < n->n; i++)
-        if (!strcmp(conf_key(n, i), "loopValue") || !strcmp(conf_key(n, i), "loopElement"))
-            conf_warnf(n->keys[i], "%s is not supported by cutover: the loop sets $loopCount and "
-                       "$loopElement", conf_key(n, i));
+    if (wt && !c && !over) { /* its function cannot run: once, rather than forever */
+        conf_warnf(wt, "this loop has only whileTrue, whose function cannot run: it runs once");
+        st->loop.count = lt_tmpl_compile("1");
+    }
+    const conf_node *lv = conf_get(n, "loopValue"), *le = conf_get(n, "loopElement");
+    if ((lv && (lv->type != CONF_STRING || !*lv->str)) || (le && (le->type != CONF_STRING || !*le->str))) {
+        conf_errf(L->err, lv && (lv->type != CONF_STRING || !*lv->str) ? lv : le,
+                  "loopValue and loopElement must be variable names");
+        return -EINVAL;
+    }
+    st->loop.value_name = cu_strdup(lv ? lv->str : "$loopCount");
+    st->loop.element_name = cu_strdup(le ? le->str : "$loopElement");
+    if (lv || le) { /* the loop defines these names for the lint */
+        const conf_node *names[] = {lv, le};
+        for (int k = 0; k < 2; k++)
+            if (names[k]) {
+                L->defs = cu_realloc(L->defs, (L->ndefs + 1) * sizeof *L->defs);
+                L->defs[L->ndefs++] = (lt_defn){lt_root_name(names[k]->str), L->scenario};
+            }
+    }
     return 0;
 }
 
@@ -325,6 +366,20 @@ static int compile_step(lt_loader *L, const conf_node *n, builder *b)
     }
     if (conf_get(n, "loop"))
         return compile_loop(L, n, b);
+    const conf_node *jit = conf_get(n, "jitter");
+    if (jit && conf_get(n, "think") && n->n == 2) { /* {think: 5, jitter: "20%"} */
+        lt_step *st = push(b);
+        st->kind = LT_STEP_THINK;
+        double s;
+        if (!lt_parse_duration(conf_get(n, "think"), &s)) {
+            conf_errf(L->err, conf_get(n, "think"),
+                      "think must be a number of seconds or a duration such as \"500ms\"");
+            return -EINVAL;
+        }
+        st->think_ms = s * 1000.0;
+        st->has_jitter = true;
+        return lt_parse_jitter(L, jit, &st->jitter, &st->jitter_pct);
+    }
     if (n->n > 1) {
         conf_errf(L->err, n->keys[1], "a flow step must have exactly one action, found '%s' and '%s'",
                   conf_key(n, 0), conf_key(n, 1));
@@ -431,6 +486,8 @@ void lt_steps_free(lt_step *steps, size_t n)
             lt_tmpl_free(st->loop.count);
             json_decref(st->loop.over_list);
             free(st->loop.over_var);
+            free(st->loop.value_name);
+            free(st->loop.element_name);
             break;
         case LT_STEP_LOG:
             lt_tmpl_free(st->log);

@@ -30,8 +30,6 @@ typedef struct lt_loader {
     bool default_strict;        /* config.(http.)defaults.strictCapture */
     size_t scenario;            /* index of the scenario being compiled */
     const char *scenario_name;
-    /* expect checks dropped because config.plugins.expect is not set */
-    size_t ignored_expects;
     /* processor functions referenced anywhere (no JavaScript runs) */
     char **funcs;
     size_t nfuncs;
@@ -78,5 +76,24 @@ bool lt_parse_duration(const conf_node *n, double *seconds);
 void lt_loader_set_target(lt_loader *L, const char *target);
 int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const conf_node *n);
 void lt_request_free(lt_request *q);
+
+/* A think jitter: "N%" (*pct) or N milliseconds. 0 or -EINVAL with L->err. */
+int lt_parse_jitter(lt_loader *L, const conf_node *n, double *v, bool *pct);
+/* A JavaScript regular expression (pattern, flags, group) as POSIX ERE
+ * into c->re (script_req.c). Returns 0 or -EINVAL with L->err. */
+int lt_loader_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
+                     const conf_node *group);
+/* A request's `expect:` (a list of checks or a map; script_expect.c):
+ * compiled when the expect plugin is on, else warned about as ignored.
+ * With expectDefault200, a request without checks expects 200. */
+int lt_expects_compile(lt_loader *L, lt_request *q, const conf_node *n);
+void lt_expect_free(lt_expect *e);
+
+/* config.payload, an object or a list of them (script_payload.c): reads
+ * the files now. Returns 0 or -EINVAL with L->err. */
+int lt_payloads_compile(lt_loader *L, const conf_node *n);
+void lt_payloads_free(lt_payload *p, size_t n);
+/* True when a payload sets variable `name` (a field, or a loadAll name). */
+bool lt_payload_defines(const lt_script *s, const char *name);
 
 #endif

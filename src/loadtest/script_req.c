@@ -259,8 +259,8 @@ static int jsre_translate(const char *src, jsre *r, char *msg)
 }
 
 /* Compiles `pattern` with JavaScript flags into c->re; resolves `group`. */
-static int compile_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
-                          const conf_node *group)
+int lt_loader_regexp(lt_loader *L, lt_capture *c, const conf_node *pat, const conf_node *flags,
+                     const conf_node *group)
 {
     char msg[128] = "";
     jsre r = {CU_BUF_INIT, NULL, NULL, 0, 0};
@@ -396,90 +396,9 @@ static int compile_capture(lt_loader *L, lt_request *q, const conf_node *n)
                        "cutover matches header names case-insensitively", hd->str);
         c->kind = LT_CAP_HEADER;
     } else {
-        if (compile_regexp(L, c, re, conf_get(n, "flags"), conf_get(n, "group")) != 0)
+        if (lt_loader_regexp(L, c, re, conf_get(n, "flags"), conf_get(n, "group")) != 0)
             return -EINVAL;
         q->needs_body = true;
-    }
-    return 0;
-}
-
-static const char *const expect_unsupported[] = {"notStatusCode", "hasHeader", "headerEquals",
-    "notHasProperty", "matchesRegexp", "cdnHit", "jmespath", "jpath"};
-static const char *const expect_keys[] = {"statusCode", "contentType", "hasProperty", "equals",
-    "notStatusCode", "hasHeader", "headerEquals", "notHasProperty", "matchesRegexp", "cdnHit",
-    "jmespath", "jpath"};
-
-static int status_code(lt_loader *L, const conf_node *n, lt_expect *e)
-{
-    double v;
-    if (!conf_number(n, &v) || v != (int)v || v < 100 || v > 999) {
-        conf_errf(L->err, n, "statusCode must be an HTTP status code or a list of them");
-        return -EINVAL;
-    }
-    if (e->nstatus == CU_ARRAY_LEN(e->status)) {
-        conf_errf(L->err, n, "statusCode: at most %zu codes", CU_ARRAY_LEN(e->status));
-        return -EINVAL;
-    }
-    e->status[e->nstatus++] = (int)v;
-    return 0;
-}
-
-static int compile_expect(lt_loader *L, lt_request *q, const conf_node *item)
-{
-    if (item->type != CONF_MAP) {
-        conf_errf(L->err, item, "an expect check must be a map such as {statusCode: 200}");
-        return -EINVAL;
-    }
-    conf_check_keys(item, expect_keys, CU_ARRAY_LEN(expect_keys), "expect");
-    for (size_t i = 0; i < item->n; i++) {
-        const char *k = conf_key(item, i);
-        const conf_node *v = item->items[i];
-        int kind = -1;
-        if (!strcmp(k, "statusCode"))
-            kind = LT_EXP_STATUS;
-        else if (!strcmp(k, "contentType"))
-            kind = LT_EXP_CONTENT_TYPE;
-        else if (!strcmp(k, "hasProperty"))
-            kind = LT_EXP_HAS_PROPERTY;
-        else if (!strcmp(k, "equals"))
-            kind = LT_EXP_EQUALS;
-        if (kind < 0) {
-            for (size_t j = 0; j < CU_ARRAY_LEN(expect_unsupported); j++)
-                if (!strcmp(k, expect_unsupported[j]))
-                    conf_warnf(item->keys[i], "expect check '%s' is not supported by cutover and "
-                               "is ignored", k);
-            continue;
-        }
-        lt_expect *e = &q->expects[q->nexpects++];
-        memset(e, 0, sizeof *e);
-        e->kind = (lt_exp_kind)kind;
-        if (kind == LT_EXP_STATUS) {
-            if (v->type == CONF_SEQ) {
-                for (size_t j = 0; j < v->n; j++)
-                    if (status_code(L, v->items[j], e) != 0)
-                        return -EINVAL;
-            } else if (status_code(L, v, e) != 0) {
-                return -EINVAL;
-            }
-        } else if (kind == LT_EXP_EQUALS) {
-            if (v->type != CONF_SEQ || v->n < 2) {
-                conf_errf(L->err, v, "equals must be a list of at least two values");
-                return -EINVAL;
-            }
-            e->equals = cu_calloc(v->n, sizeof *e->equals);
-            for (size_t j = 0; j < v->n; j++) {
-                if (!(e->equals[j] = lt_loader_tmpl(L, v->items[j], "equals")))
-                    return -EINVAL;
-                e->nequals++;
-            }
-        } else {
-            if (v->type != CONF_STRING) {
-                conf_errf(L->err, v, "%s must be a string (got a %s)", k, conf_type_name(v->type));
-                return -EINVAL;
-            }
-            e->text = cu_strdup(v->str);
-            q->needs_body = true;
-        }
     }
     return 0;
 }
@@ -659,8 +578,7 @@ static char *endpoint_name(lt_loader *L, const char *url, const lt_tmpl *name)
 static const char *const req_keys[] = {"url", "uri", "name", "headers", "qs", "json", "body", "form",
     "formData", "cookie", "auth", "capture", "match", "expect", "beforeRequest", "afterResponse",
     "ifTrue", "probability", "followRedirect", "gzip", "setContentLengthHeader"};
-static const char *const req_ignored[] = {"match", "probability", "followRedirect", "gzip",
-    "setContentLengthHeader"};
+static const char *const req_ignored[] = {"match", "setContentLengthHeader"};
 
 static int compile_qs(lt_loader *L, lt_request *q, const conf_node *n)
 {
@@ -828,26 +746,46 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
             if (compile_capture(L, q, list_item(v, i)) != 0)
                 return -EINVAL;
     }
-    if ((v = conf_get(n, "expect"))) {
-        if (L->s->plugins.expect) {
-            size_t total = 0;
-            for (size_t i = 0; i < list_len(v); i++)
-                total += list_item(v, i)->type == CONF_MAP ? list_item(v, i)->n : 1;
-            q->expects = cu_calloc(total ? total : 1, sizeof *q->expects);
-            for (size_t i = 0; i < list_len(v); i++)
-                if (compile_expect(L, q, list_item(v, i)) != 0)
-                    return -EINVAL;
-        } else {
-            L->ignored_expects += list_len(v);
-        }
-    }
+    if (lt_expects_compile(L, q, conf_get(n, "expect")) != 0)
+        return -EINVAL;
     if (lt_loader_funcs(L, conf_get(n, "beforeRequest"), "beforeRequest") != 0 ||
         lt_loader_funcs(L, conf_get(n, "afterResponse"), "afterResponse") != 0)
         return -EINVAL;
-    if ((v = conf_get(n, "ifTrue"))) {
+    struct { const char *key; bool *off; } flags[] = {{"followRedirect", &q->no_redirect},
+                                                      {"gzip", &q->no_gzip}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(flags); i++) {
+        if (!(v = conf_get(n, flags[i].key)))
+            continue;
+        if (v->type != CONF_BOOL) {
+            conf_errf(L->err, v, "%s must be true or false", flags[i].key);
+            return -EINVAL;
+        }
+        *flags[i].off = !v->b;
+    }
+    q->probability = -1;
+    if ((v = conf_get(n, "probability"))) {
+        if (!conf_number(v, &q->probability) || q->probability < 0 || q->probability > 100) {
+            conf_errf(L->err, v, "probability must be a number from 0 to 100 (percent)");
+            return -EINVAL;
+        }
+    }
+    if ((v = conf_get(n, "ifTrue"))) { /* a filtrex expression over the user's variables */
+        char e[CU_ERRLEN] = "";
+        if (!conf_is_scalar(v) || v->type == CONF_NULL) {
+            conf_errf(L->err, v, "ifTrue must be an expression such as \"count > 1\"");
+            return -EINVAL;
+        }
+        cu_buf b = CU_BUF_INIT;
+        lt_scalar_text(&b, v);
+        q->if_true = lt_expr_compile(b.data, e);
+        if (!q->if_true)
+            conf_errf(L->err, v, "invalid ifTrue expression '%s': %s", b.data, e);
+        cu_buf_free(&b);
+        if (!q->if_true)
+            return -EINVAL;
         if (v->type == CONF_STRING && is_identifier(v->str))
-            lt_loader_funcs(L, v, "ifTrue");
-        conf_warnf(v, "ifTrue is not supported by cutover: this request always runs");
+            conf_warnf(v, "ifTrue '%s' is read as a variable (truthy: runs the request); "
+                       "processor functions do not run in cutover", v->str);
     }
     for (size_t i = 0; i < n->n; i++)
         for (size_t j = 0; j < CU_ARRAY_LEN(req_ignored); j++)
@@ -860,6 +798,8 @@ int lt_request_compile(lt_loader *L, lt_request *q, const char *method, const co
 
 void lt_request_free(lt_request *q)
 {
+    if (q->if_true)
+        lt_expr_free(q->if_true);
     lt_tmpl_free(q->url);
     free(q->url_raw);
     free(q->endpoint);
@@ -892,11 +832,7 @@ void lt_request_free(lt_request *q)
         free(c->as);
     }
     free(q->captures);
-    for (size_t i = 0; i < q->nexpects; i++) {
-        free(q->expects[i].text);
-        for (size_t j = 0; j < q->expects[i].nequals; j++)
-            lt_tmpl_free(q->expects[i].equals[j]);
-        free(q->expects[i].equals);
-    }
+    for (size_t i = 0; i < q->nexpects; i++)
+        lt_expect_free(&q->expects[i]);
     free(q->expects);
 }

@@ -91,6 +91,9 @@ void *net_stream_user(const net_stream *s);
 void net_stream_set_user(net_stream *s, void *user);
 /* Set the stream's callbacks (a server hands accepted streams to an owner). */
 void net_stream_set_cbs(net_stream *s, const net_stream_cbs *cbs);
+/* Client: cu_now_ns() when the TCP connection was established, before any
+ * TLS handshake (0 until then), to split connect time into TCP and TLS. */
+uint64_t net_stream_tcp_done_ns(const net_stream *s);
 /* Bytes read and written on the wire (TLS records included). */
 uint64_t net_stream_bytes_in(const net_stream *s);
 uint64_t net_stream_bytes_out(const net_stream *s);

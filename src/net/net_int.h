@@ -57,6 +57,7 @@ struct net_stream {
     cu_buf wq;                   /* not yet handed to libuv */
     cu_buf wfly;                 /* the uv_write in flight */
     uint64_t bytes_in, bytes_out;
+    uint64_t tcp_done_ns;        /* client: cu_now_ns() when TCP connected (before TLS) */
     /* TLS (ssl == NULL for plain TCP) */
     SSL *ssl;
     BIO *rbio, *wbio;

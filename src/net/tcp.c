@@ -262,6 +262,7 @@ static void on_connected(uv_connect_t *req, int status)
         net__fire_fail(s, status);
         return;
     }
+    s->tcp_done_ns = cu_now_ns();
     uv_tcp_nodelay(&s->tcp, 1);
     start_reading(s);
     if (s->ssl) {
@@ -296,6 +297,11 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
 }
 
 /* ---- the rest of the stream API ------------------------------------------ */
+uint64_t net_stream_tcp_done_ns(const net_stream *s)
+{
+    return s->tcp_done_ns;
+}
+
 void net_pause(net_stream *s)
 {
     if (s->paused)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "upstream/upstream.h"
 
@@ -59,6 +60,13 @@ static const struct route {
     {"GET", "/bytes/{}", UPSTREAM_R_BYTES, true},
     {"GET", "/delay/{}", UPSTREAM_R_DELAY, false},
     {"PUT", "/_cutover/fault", UPSTREAM_R_FAULT, false},
+    {"GET", "/cookies", UPSTREAM_R_COOKIES, false},
+    {"GET", "/cookies/set", UPSTREAM_R_COOKIES_SET, false},
+    {"GET", "/cookies/delete", UPSTREAM_R_COOKIES_DEL, false},
+    {"GET", "/redirect/{}", UPSTREAM_R_REDIRECT, false},
+    {NULL, "/redirect-to", UPSTREAM_R_REDIRECT_TO, false},
+    {"GET", "/gzip", UPSTREAM_R_GZIP, false},
+    {"GET", "/deflate", UPSTREAM_R_DEFLATE, false},
 };
 
 static bool pattern_match(const char *pat, const char *path, size_t len, const char **param,
@@ -330,6 +338,7 @@ void upstream_app_free(upstream_app *a)
     cu_buf_free(&a->root);
     cu_buf_free(&a->scratch);
     cu_buf_free(&a->tmp);
+    cu_buf_free(&a->hvals);
     free(a->bytes);
     memset(a, 0, sizeof *a);
 }
@@ -612,6 +621,143 @@ bad_rate:
     reply_bad(a, out, "error_rate wants a number from 0 to 1");
 }
 
+/* ---- cookies, redirects, compression ----------------------------------------------------- */
+/* Adds header `name` with the value at [off, off+len) of a->hvals; call
+ * once a->hvals has stopped growing (fix_hvals points them). */
+static void add_hval(upstream_reply *out, const char *name, size_t off, size_t len)
+{
+    if (out->nheaders < CU_ARRAY_LEN(out->headers))
+        out->headers[out->nheaders++] = (http_header){name, strlen(name), (const char *)(uintptr_t)off, len};
+}
+
+static void fix_hvals(upstream_app *a, upstream_reply *out, size_t first)
+{
+    for (size_t i = first; i < out->nheaders; i++)
+        out->headers[i].value = a->hvals.data + (uintptr_t)out->headers[i].value;
+}
+
+static void reply_cookies(upstream_app *a, const http_server_request *req, upstream_reply *out)
+{
+    const http_header *h = find_header(req, "cookie");
+    cu_buf_reset(&a->scratch);
+    cu_buf_appends(&a->scratch, "{\"cookie\":");
+    if (h)
+        json_str(&a->scratch, h->value, h->value_len);
+    else
+        cu_buf_appends(&a->scratch, "\"\"");
+    cu_buf_appendc(&a->scratch, '}');
+    reply_scratch(a, out, 200, CT_JSON);
+}
+
+/* /cookies/set?k=v&... or /cookies/delete?k&...: one Set-Cookie per
+ * parameter (at most 5), then 302 to /cookies. */
+static void reply_cookies_set(upstream_app *a, const http_server_request *req, bool del,
+                              upstream_reply *out)
+{
+    cu_buf_reset(&a->scratch);
+    cu_buf_appends(&a->scratch, "{\"redirect\":\"/cookies\"}");
+    reply_scratch(a, out, 302, CT_JSON);
+    cu_buf_reset(&a->hvals);
+    size_t first = out->nheaders;
+    cu_buf_appends(&a->hvals, "/cookies");
+    add_hval(out, "Location", 0, 8);
+    for (const char *q = req->query; q && *q && out->nheaders < CU_ARRAY_LEN(out->headers);) {
+        const char *amp = strchr(q, '&');
+        size_t n = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', n);
+        size_t klen = eq ? (size_t)(eq - q) : n, off = a->hvals.len;
+        if (klen) {
+            url_decode(&a->tmp, q, klen, true);
+            cu_buf_append(&a->hvals, a->tmp.data, a->tmp.len);
+            cu_buf_appendc(&a->hvals, '=');
+            if (!del && eq) {
+                url_decode(&a->tmp, eq + 1, n - klen - 1, true);
+                cu_buf_append(&a->hvals, a->tmp.data, a->tmp.len);
+            }
+            cu_buf_appends(&a->hvals, del ? "; Max-Age=0; Path=/" : "; Path=/");
+            add_hval(out, "Set-Cookie", off, a->hvals.len - off);
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    fix_hvals(a, out, first);
+}
+
+static void reply_redirect(upstream_app *a, const http_server_request *req, const upstream_plan *p,
+                           upstream_reply *out)
+{
+    uint64_t n, status = 302;
+    size_t first;
+    cu_buf_reset(&a->hvals);
+    cu_buf_reset(&a->scratch);
+    if (p->m.route == UPSTREAM_R_REDIRECT) {
+        if (!parse_uint(p->m.param, p->m.param_len, 1000, &n)) {
+            reply_bad(a, out, "/redirect/{n} wants 0 <= n <= 1000");
+            return;
+        }
+        if (n == 0) {
+            cu_buf_appends(&a->scratch, "{\"redirected\":true}");
+            reply_scratch(a, out, 200, CT_JSON);
+            return;
+        }
+        cu_buf_appendf(&a->hvals, "/redirect/%llu", (unsigned long long)(n - 1));
+    } else {
+        size_t ulen = 0, slen = 0;
+        const char *u = query_param(req->query, "url", &ulen);
+        const char *st = query_param(req->query, "status", &slen);
+        if (!u || !ulen || (st && (!parse_uint(st, slen, 399, &status) || status < 300))) {
+            reply_bad(a, out, "/redirect-to wants url=U and optionally status=3xx");
+            return;
+        }
+        url_decode(&a->tmp, u, ulen, true);
+        cu_buf_append(&a->hvals, a->tmp.data, a->tmp.len);
+    }
+    cu_buf_appends(&a->scratch, "{\"location\":");
+    json_str(&a->scratch, a->hvals.data, a->hvals.len);
+    cu_buf_appendc(&a->scratch, '}');
+    reply_scratch(a, out, (int)status, CT_JSON);
+    first = out->nheaders;
+    add_hval(out, "Location", 0, a->hvals.len);
+    fix_hvals(a, out, first);
+}
+
+/* A JSON body compressed with zlib: gzip framing or zlib's (deflate). */
+static void reply_compressed(upstream_app *a, const http_server_request *req, bool gzip,
+                             upstream_reply *out)
+{
+    const http_header *ae = find_header(req, "accept-encoding");
+    cu_buf_reset(&a->tmp);
+    cu_buf_appendf(&a->tmp, "{\"%s\":true,\"method\":", gzip ? "gzipped" : "deflated");
+    json_cstr(&a->tmp, req->method);
+    cu_buf_appends(&a->tmp, ",\"accept_encoding\":");
+    if (ae)
+        json_str(&a->tmp, ae->value, ae->value_len);
+    else
+        cu_buf_appends(&a->tmp, "\"\"");
+    cu_buf_appends(&a->tmp, ",\"color\":");
+    json_cstr(&a->tmp, a->color);
+    cu_buf_appendc(&a->tmp, '}');
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, gzip ? 15 + 16 : 15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        set_reply(a, out, 500, CT_JSON, S(BODY_500));
+        return;
+    }
+    uLong bound = deflateBound(&z, (uLong)a->tmp.len) + 32;
+    cu_buf_reset(&a->scratch);
+    cu_buf_reserve(&a->scratch, bound);
+    z.next_in = (Bytef *)a->tmp.data;
+    z.avail_in = (uInt)a->tmp.len;
+    z.next_out = (Bytef *)a->scratch.data;
+    z.avail_out = (uInt)bound;
+    int rc = deflate(&z, Z_FINISH);
+    a->scratch.len = rc == Z_STREAM_END ? z.total_out : 0;
+    deflateEnd(&z);
+    reply_scratch(a, out, rc == Z_STREAM_END ? 200 : 500, CT_JSON);
+    out->headers[out->nheaders++] = gzip ? (http_header){S("Content-Encoding"), S("gzip")}
+                                         : (http_header){S("Content-Encoding"), S("deflate")};
+}
+
 void upstream_app_reply(upstream_app *a, const http_server_request *req,
                         const upstream_plan *p, upstream_reply *out)
 {
@@ -664,6 +810,21 @@ void upstream_app_reply(upstream_app *a, const http_server_request *req,
         return;
     case UPSTREAM_R_FAULT:
         reply_fault(a, req, out);
+        return;
+    case UPSTREAM_R_COOKIES:
+        reply_cookies(a, req, out);
+        return;
+    case UPSTREAM_R_COOKIES_SET:
+    case UPSTREAM_R_COOKIES_DEL:
+        reply_cookies_set(a, req, p->m.route == UPSTREAM_R_COOKIES_DEL, out);
+        return;
+    case UPSTREAM_R_REDIRECT:
+    case UPSTREAM_R_REDIRECT_TO:
+        reply_redirect(a, req, p, out);
+        return;
+    case UPSTREAM_R_GZIP:
+    case UPSTREAM_R_DEFLATE:
+        reply_compressed(a, req, p->m.route == UPSTREAM_R_GZIP, out);
         return;
     case UPSTREAM_R_BAD_METHOD:
         cu_buf_reset(&a->scratch);

@@ -5,7 +5,10 @@
  * /api/gallery/{id}/image with multipart/form-data) with bodies of the same
  * sizes as the real API in the reference run, plus endpoints for tests and
  * benchmarks: ANY /echo[/...], GET /, /status/{code}, /bytes/{n},
- * /delay/{ms}. Every response carries Content-Type and
+ * /delay/{ms}, and for the load tester's HTTP features: GET /cookies,
+ * /cookies/set?k=v, /cookies/delete?k (both redirect to /cookies, as
+ * httpbin's do), /redirect/{n}, ANY /redirect-to?url=U&status=S, GET
+ * /gzip and /deflate (compressed bodies, whatever Accept-Encoding says). Every response carries Content-Type and
  * `X-Cutover-Color: <color>`. A latency distribution and an error rate are
  * applied to the "API" routes (/api/..., / and /bytes/{n}), never to
  * /health, /echo, /status or /delay, which always do exactly what they say.
@@ -105,6 +108,13 @@ typedef enum {
     UPSTREAM_R_BYTES,        /* GET /bytes/{n} */
     UPSTREAM_R_DELAY,        /* GET /delay/{ms} */
     UPSTREAM_R_FAULT,        /* PUT /_cutover/fault?error_rate=P&latency=DIST */
+    UPSTREAM_R_COOKIES,      /* GET /cookies: the Cookie header received */
+    UPSTREAM_R_COOKIES_SET,  /* GET /cookies/set?k=v[&...]: Set-Cookie each, 302 to /cookies */
+    UPSTREAM_R_COOKIES_DEL,  /* GET /cookies/delete?k: Set-Cookie k=; Max-Age=0, 302 to /cookies */
+    UPSTREAM_R_REDIRECT,     /* GET /redirect/{n}: 302 to /redirect/{n-1}; /redirect/0 is 200 */
+    UPSTREAM_R_REDIRECT_TO,  /* ANY /redirect-to?url=U[&status=S]: S (302) to U */
+    UPSTREAM_R_GZIP,         /* GET /gzip: a gzip-encoded JSON body */
+    UPSTREAM_R_DEFLATE,      /* GET /deflate: a deflate (zlib) encoded JSON body */
 } upstream_route_id;
 
 typedef struct upstream_match {
@@ -160,7 +170,8 @@ typedef struct upstream_plan {
 
 typedef struct upstream_reply {
     int status;
-    http_header headers[3];  /* Content-Type, X-Cutover-Color, maybe Allow */
+    http_header headers[8];  /* Content-Type, X-Cutover-Color, then Allow, Location,
+                                Content-Encoding or Set-Cookie as the route needs */
     size_t nheaders;
     const char *body;        /* valid until the next reply from the same app */
     size_t body_len;
@@ -175,6 +186,7 @@ typedef struct upstream_app {
     cu_buf root;
     cu_buf scratch;          /* per-reply bodies, reused */
     cu_buf tmp;              /* decoding space, reused */
+    cu_buf hvals;            /* header values of the reply (Location, Set-Cookie), reused */
     char *bytes;             /* /bytes/{n} pattern, grown on demand */
     size_t bytes_len;
     upstream_fault *fault;   /* not owned; may be NULL */

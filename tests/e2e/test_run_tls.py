@@ -80,3 +80,30 @@ def test_https_reject_unauthorized_false_in_script(tmp_path, tls_upstream):
     p = run("run", script, "-o", out, "-q")
     assert p.returncode == 0, p.stderr
     assert load_report(out)["aggregate"]["counters"]["vusers.completed"] == 20
+
+
+def test_extended_metrics_dns_tcp_tls_total(tmp_path, tls_upstream, upstream):
+    # 20 users, each with its own connection used twice: 20 connects, 40 requests
+    script = write(tmp_path, "x.yml", SCRIPT.format(
+        target=tls_upstream.url.replace("127.0.0.1", "localhost")).replace(
+        "  phases:", "  tls: {rejectUnauthorized: false}\n  http: {extendedMetrics: true}\n  phases:"))
+    out = tmp_path / "x.json"
+    p = run("run", script, "-o", out)
+    assert p.returncode == 0, p.stderr
+    s = load_report(out)["aggregate"]["summaries"]
+    assert s["http.dns"]["count"] == 20 and s["http.tcp"]["count"] == 20
+    assert s["http.tls"]["count"] == 20 and s["http.total"]["count"] == 40
+    assert s["http.total"]["max"] >= s["http.response_time"]["max"]
+    assert s["http.tls"]["min"] > 0
+    assert "http.tls:" in p.stdout and "http.dns:" in p.stdout
+    # plain HTTP to an IP address: no lookup, no handshake; and off by default
+    plain = write(tmp_path, "p.yml", SCRIPT.format(target=upstream.url).replace(
+        "  phases:", "  http: {extendedMetrics: true}\n  phases:"))
+    p = run("run", plain, "-o", out, "-q")
+    s = load_report(out)["aggregate"]["summaries"]
+    assert s["http.tcp"]["count"] == 20 and "http.tls" not in s and "http.dns" not in s
+    p = run("run", write(tmp_path, "d.yml", SCRIPT.format(target=upstream.url)), "-o", out, "-q")
+    assert "http.total" not in load_report(out)["aggregate"]["summaries"]
+    p = run("run", write(tmp_path, "d.yml", SCRIPT.format(target=upstream.url)), "-o", out, "-q",
+            env={"ARTILLERY_EXTENDED_HTTP_METRICS": "true"})
+    assert load_report(out)["aggregate"]["summaries"]["http.total"]["count"] == 40

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "upstream/upstream.h"
 
@@ -383,7 +384,10 @@ static const upstream_reply *call(fixture *f, const char *method, const char *ta
     assert_string_equal(f->rep.headers[1].name, "X-Cutover-Color");
     assert_mem(f->rep.headers[1].value, f->rep.headers[1].value_len, "green");
     assert_string_equal(f->rep.headers[0].name, "Content-Type");
-    if (strstr(f->rep.headers[0].value, "json") && f->rep.body_len) {
+    bool encoded = false;
+    for (size_t i = 0; i < f->rep.nheaders; i++)
+        encoded = encoded || !strcmp(f->rep.headers[i].name, "Content-Encoding");
+    if (strstr(f->rep.headers[0].value, "json") && f->rep.body_len && !encoded) {
         json_error_t e;
         f->json = json_loadb(f->rep.body, f->rep.body_len, 0, &e);
         if (!f->json) {
@@ -569,6 +573,72 @@ static void test_app_misc(void **state)
     assert_mem(r->headers[2].value, r->headers[2].value_len, "GET");
 }
 
+/* The header named `name` (the i-th of that name), or NULL. */
+static const http_header *rep_header(const upstream_reply *r, const char *name, int i)
+{
+    for (size_t k = 0; k < r->nheaders; k++)
+        if (!strcmp(r->headers[k].name, name) && i-- == 0)
+            return &r->headers[k];
+    return NULL;
+}
+
+static void test_app_cookies_redirects_gzip(void **state)
+{
+    fixture *f = *state;
+    const upstream_reply *r = call(f, "GET", "/cookies/set?a=1&b=x%20y", NULL, 0, 0);
+    assert_int_equal(r->status, 302);
+    assert_mem(rep_header(r, "Location", 0)->value, rep_header(r, "Location", 0)->value_len,
+               "/cookies");
+    const http_header *c = rep_header(r, "Set-Cookie", 0);
+    assert_mem(c->value, c->value_len, "a=1; Path=/");
+    c = rep_header(r, "Set-Cookie", 1);
+    assert_mem(c->value, c->value_len, "b=x y; Path=/");
+    assert_null(rep_header(r, "Set-Cookie", 2));
+    r = call(f, "GET", "/cookies/delete?a", NULL, 0, 0);
+    c = rep_header(r, "Set-Cookie", 0);
+    assert_mem(c->value, c->value_len, "a=; Max-Age=0; Path=/");
+    call(f, "GET", "/cookies", NULL, 0, 1, "Cookie: a=1; b=2");
+    assert_string_equal(jstr(f, "cookie"), "a=1; b=2");
+    call(f, "GET", "/cookies", NULL, 0, 0);
+    assert_string_equal(jstr(f, "cookie"), "");
+
+    r = call(f, "GET", "/redirect/2", NULL, 0, 0);
+    assert_int_equal(r->status, 302);
+    assert_mem(rep_header(r, "Location", 0)->value, rep_header(r, "Location", 0)->value_len,
+               "/redirect/1");
+    r = call(f, "GET", "/redirect/0", NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    assert_null(rep_header(r, "Location", 0));
+    r = call(f, "POST", "/redirect-to?url=http%3A%2F%2Fh%3A1%2Fx&status=307", NULL, 0, 0);
+    assert_int_equal(r->status, 307);
+    assert_mem(rep_header(r, "Location", 0)->value, rep_header(r, "Location", 0)->value_len,
+               "http://h:1/x");
+    assert_int_equal(call(f, "GET", "/redirect-to?url=/x&status=200", NULL, 0, 0)->status, 400);
+    assert_int_equal(call(f, "GET", "/redirect-to", NULL, 0, 0)->status, 400);
+    assert_int_equal(call(f, "GET", "/redirect/x", NULL, 0, 0)->status, 400);
+
+    for (int gzip = 0; gzip < 2; gzip++) {
+        r = call(f, "GET", gzip ? "/gzip" : "/deflate", NULL, 0, 1, "Accept-Encoding: gzip");
+        assert_int_equal(r->status, 200);
+        const http_header *ce = rep_header(r, "Content-Encoding", 0);
+        assert_mem(ce->value, ce->value_len, gzip ? "gzip" : "deflate");
+        char out[512];
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        assert_int_equal(inflateInit2(&z, gzip ? 15 + 16 : 15), Z_OK);
+        z.next_in = (Bytef *)r->body;
+        z.avail_in = (uInt)r->body_len;
+        z.next_out = (Bytef *)out;
+        z.avail_out = sizeof out;
+        assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+        assert_mem(out, z.total_out, gzip ? "{\"gzipped\":true,\"method\":\"GET\",\"accept_encoding\":"
+                                            "\"gzip\",\"color\":\"green\"}"
+                                          : "{\"deflated\":true,\"method\":\"GET\",\"accept_encoding\":"
+                                            "\"gzip\",\"color\":\"green\"}");
+        inflateEnd(&z);
+    }
+}
+
 static void test_app_injection(void **state)
 {
     fixture *f = *state;
@@ -664,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_app_lego, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_upload, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_misc, app_setup, app_teardown),
+        cmocka_unit_test_setup_teardown(test_app_cookies_redirects_gzip, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_injection, app_setup, app_teardown),
         cmocka_unit_test_setup_teardown(test_app_fault, app_setup, app_teardown),
     };

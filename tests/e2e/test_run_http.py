@@ -1,0 +1,271 @@
+"""`cutover run`: cookies, redirects, form bodies and compressed responses,
+against `cutover upstream` (its /cookies, /redirect, /redirect-to, /gzip,
+/deflate and /echo endpoints)."""
+import json
+import signal
+import subprocess
+import time
+import urllib.parse
+import zlib
+
+from conftest import BIN, ENV, load_report, run, start_upstream, stop, write
+
+
+def logged(stdout, tag):
+    return [l[len(tag) + 1:] for l in stdout.splitlines() if l.startswith(tag + " ")]
+
+
+def script(tmp_path, target, flow, config="", users=1):
+    return write(tmp_path, "s.yml", f"config:\n  target: {target}\n"
+                 f"  phases: [{{duration: 1, arrivalCount: {users}}}]\n{config}"
+                 f"scenarios:\n  - flow:\n{flow}")
+
+
+def counters(path):
+    return load_report(path)["aggregate"]["counters"]
+
+
+def test_cookie_jar_per_user_defaults_and_request_cookies(tmp_path, upstream):
+    s = script(tmp_path, upstream.url, """      - get: {url: "/cookies/set?session={{ $uuid }}&theme=dark"}
+      - get: {url: /cookies, capture: {json: "$.cookie", as: c1}}
+      - get: {url: "/cookies/delete?theme", capture: {json: "$.cookie", as: c2}}
+      - get: {url: /cookies, cookie: {extra: "v-{{ $uuid }}"}, capture: {json: "$.cookie", as: c3}}
+      - log: "jar {{ $uuid }}|{{ c1 }}|{{ c2 }}|{{ c3 }}"
+""", config="  defaults:\n    cookie: {team: blue}\n", users=3)
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out)
+    assert p.returncode == 0, p.stderr
+    lines = logged(p.stdout, "jar")
+    assert len(lines) == 3
+    for l in lines:
+        uuid, c1, c2, c3 = l.split("|")
+        # each user has its own jar: its own session only
+        assert c1 == f"team=blue; session={uuid}; theme=dark", l
+        assert c2 == f"team=blue; session={uuid}", l          # Max-Age=0 deletes
+        assert c3 == f"team=blue; session={uuid}; extra=v-{uuid}", l
+    c = counters(out)
+    # /cookies/set and /cookies/delete answer 302 to /cookies: each hop counted
+    assert c["http.requests"] == c["http.responses"] == 3 * 6
+    assert c["http.codes.302"] == 3 * 2 and c["http.codes.200"] == 3 * 4
+    assert c["vusers.completed"] == 3
+
+
+def test_redirects_followed_counted_and_limited(tmp_path, upstream):
+    other = start_upstream(tmp_path, "--color", "green", name="other")
+    try:
+        s = script(tmp_path, upstream.url, f"""      - get: {{url: /redirect/3, capture: {{json: "$.redirected", as: r}}}}
+      - get: {{url: /redirect/2, followRedirect: false}}
+      - post:
+          url: "/redirect-to?url=/echo&status=303"
+          json: {{a: 1}}
+          capture: {{json: "$.method", as: m303}}
+      - post:
+          url: "/redirect-to?url=/echo&status=307"
+          json: {{a: 1}}
+          capture: [{{json: "$.method", as: m307}}, {{json: "$.body", as: b307}}]
+      - get:
+          url: "/redirect-to?url={urllib.parse.quote(other.url + '/health', safe='')}"
+          capture: {{json: "$.color", as: colour}}
+      - log: "hops {{{{ r }}}}|{{{{ m303 }}}}|{{{{ m307 }}}}|{{{{ b307 }}}}|{{{{ colour }}}}"
+      - get: {{url: /redirect/12}}
+""", config="  plugins: {metrics-by-endpoint: {}}\n", users=2)
+        out = tmp_path / "r.json"
+        p = run("run", s, "-o", out, "-q")
+        assert p.returncode == 0, p.stderr
+        assert logged(p.stdout, "hops") == ['true|GET|POST|{"a":1}|green'] * 2
+        c = counters(out)
+        # per user: 4 + 1 + 2 + 2 + 2 requests, then 1 + 10 hops before the 11th redirect fails it
+        assert c["http.requests"] == c["http.responses"] == 2 * (11 + 11)
+        assert c["http.codes.303"] == 2 and c["http.codes.307"] == 2
+        assert c["http.codes.302"] == 2 * (3 + 1 + 1 + 11)
+        assert c["errors.ERR_TOO_MANY_REDIRECTS"] == 2 and c["vusers.failed"] == 2
+        # metrics by endpoint: the step's final response only
+        mbe = "plugins.metrics-by-endpoint."
+        assert c[mbe + "/redirect/3.codes.200"] == 2 and mbe + "/redirect/3.codes.302" not in c
+        assert c[mbe + "/redirect/2.codes.302"] == 2
+    finally:
+        stop(other.proc)
+
+
+def test_form_is_urlencoded(tmp_path, upstream):
+    s = script(tmp_path, upstream.url, """      - post:
+          url: /echo
+          form: {name: "a b&c", n: "{{ $loopCount }}", star: "*~"}
+          capture: [{json: "$.body", as: body}, {json: "$.headers", as: h}]
+      - log: "form {{ body }}"
+      - log: "headers {{ h }}"
+""")
+    p = run("run", s, "-q")
+    assert p.returncode == 0, p.stderr
+    assert logged(p.stdout, "form") == ["name=a+b%26c&n=undefined&star=*%7E"]
+    headers = dict((k.lower(), v) for k, v in json.loads(logged(p.stdout, "headers")[0]))
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_gzip_and_deflate_are_decoded_for_captures_and_expects(tmp_path, upstream):
+    s = script(tmp_path, upstream.url, """      - get:
+          url: /gzip
+          capture: {json: "$.accept_encoding", as: ae}
+          expect: [{statusCode: 200}, {contentType: json}, {hasProperty: gzipped}]
+      - get: {url: /deflate, capture: {json: "$.deflated", as: d}}
+      - log: "gz {{ ae }}|{{ d }}"
+""", config="  plugins: {expect: {formatter: silent}}\n")
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert logged(p.stdout, "gz") == ["gzip, deflate|true"]
+    c = counters(out)
+    assert c["plugins.expect.ok"] == 3 and "plugins.expect.failed" not in c
+    # downloaded bytes are the compressed bytes received, as Artillery counts them
+    def packed(body, wbits):
+        z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, wbits)
+        return len(z.compress(body.encode()) + z.flush())
+    gz = '{"gzipped":true,"method":"GET","accept_encoding":"gzip, deflate","color":"blue"}'
+    df = '{"deflated":true,"method":"GET","accept_encoding":"gzip, deflate","color":"blue"}'
+    assert c["http.downloaded_bytes"] == packed(gz, 31) + packed(df, 15)
+
+
+def test_gzip_false_sends_no_accept_encoding(tmp_path, upstream):
+    s = script(tmp_path, upstream.url, """      - get:
+          url: /echo
+          gzip: false
+          capture: {json: "$.headers", as: h}
+      - log: "h {{ h }}"
+      - get: {url: /gzip, gzip: false, capture: {json: "$.gzipped", as: g}}
+""")
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    names = [k.lower() for k, _ in json.loads(logged(p.stdout, "h")[0])]
+    assert "accept-encoding" not in names and "user-agent" in names
+    # the body stays compressed: the JSON capture fails the user
+    assert counters(out)["errors.Failed capture or match"] == 1
+
+
+def test_http_pool_shares_connections(tmp_path, upstream):
+    # http.tcp (extendedMetrics) counts new connections
+    flow = "      - get: {url: /delay/300}\n      - get: {url: /api/mocs}\n"
+    out = tmp_path / "r.json"
+    pooled = script(tmp_path, upstream.url, flow,
+                    config="  http: {pool: 3, extendedMetrics: true}\n", users=40)
+    p = run("run", pooled, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    rep = load_report(out)["aggregate"]
+    c, s = rep["counters"], rep["summaries"]
+    assert c["vusers.completed"] == 40 and c["http.codes.200"] == 80
+    assert s["http.tcp"]["count"] == 3                    # three connections for 40 users
+    # the same with two workers: each has its share, 3 in all
+    p = run("run", pooled, "-o", out, "-q", "--workers", "2")
+    rep = load_report(out)["aggregate"]
+    assert rep["counters"]["http.codes.200"] == 80 and rep["summaries"]["http.tcp"]["count"] == 3
+    # without a pool every user has its own connection
+    own = script(tmp_path, upstream.url, flow, config="  http: {extendedMetrics: true}\n", users=40)
+    run("run", own, "-o", out, "-q")
+    assert load_report(out)["aggregate"]["summaries"]["http.tcp"]["count"] == 40
+    bad = script(tmp_path, upstream.url, flow, config="  http: {pool: 0}\n")
+    p = run("run", bad, "-q")
+    assert p.returncode == 1 and "http.pool must be a number of connections" in p.stderr
+
+
+def test_http_pool_limits_requests_in_flight(tmp_path, upstream):
+    # 10 users, 2 connections: redirect hops queue behind waiting users, and once two
+    # users hold both connections with a slow request nobody else gets one
+    flow = "      - get: {url: /redirect/3}\n      - get: {url: /delay/3000}\n"
+    s = script(tmp_path, upstream.url, flow, config="  http: {pool: 2}\n", users=10)
+    proc = subprocess.Popen([BIN, "run", str(s), "-q", "-o", str(tmp_path / "r.json")], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    c = counters(tmp_path / "r.json")
+    assert c["http.requests"] - c["http.responses"] == 2     # two in flight, no more
+    assert c["http.codes.302"] >= 6 and c["http.codes.302"] >= 3 * c["http.codes.200"]
+
+
+def test_probability_skips_requests(tmp_path, upstream):
+    flow = ("      - get: {url: /health, probability: 0}\n      - get: {url: /api/mocs, probability: 100}\n"
+            "      - get: {url: /api/wishlist, probability: 50}\n")
+    out = tmp_path / "r.json"
+    p = run("run", script(tmp_path, upstream.url, flow, users=200), "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    mbe = "plugins.metrics-by-endpoint."
+    assert mbe + "/health.codes.200" not in c and c[mbe + "/api/mocs.codes.200"] == 200
+    assert 60 < c[mbe + "/api/wishlist.codes.401"] < 140     # about half of 200
+    bad = script(tmp_path, upstream.url, "      - get: {url: /, probability: 101}\n")
+    assert run("run", bad, "-q").returncode == 1
+
+
+def test_if_true_expressions_over_variables(tmp_path, upstream):
+    flow = """      - get: {url: /api/mocs, capture: {json: "$.data[0].id", as: first}}
+      - get: {url: /health, ifTrue: "n > 2 and flag"}
+      - get: {url: /api/mocs/a, ifTrue: "n * 2 == 6"}
+      - get: {url: /api/mocs/b, ifTrue: "missing > 0"}
+      - get: {url: /api/mocs/c, ifTrue: "not flag or n < 3"}
+      - get: {url: /api/mocs/d, ifTrue: first}
+      - get: {url: /api/mocs/e, ifTrue: "obj.k == 4"}
+"""
+    s = script(tmp_path, upstream.url, flow,
+               config="  variables: {n: \"3\", flag: true, obj: {k: 4}}\n", users=2)
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    mbe = "plugins.metrics-by-endpoint."
+    ran = sorted(k[len(mbe):-len(".codes.200")] for k in c
+                 if k.startswith(mbe) and k.endswith(".codes.200"))
+    assert ran == ["/api/mocs", "/api/mocs/a", "/api/mocs/d", "/api/mocs/e", "/health"], ran
+    assert c["http.requests"] == 2 * 5
+    bad = script(tmp_path, upstream.url, "      - get: {url: /, ifTrue: \"n >\"}\n")
+    p = run("lint", bad)
+    assert p.returncode == 1 and "invalid ifTrue expression 'n >'" in p.stderr
+
+
+def test_loop_value_and_element_names(tmp_path, upstream):
+    flow = """      - loop:
+          - get: {url: "/api/mocs/{{ item }}-{{ i }}"}
+          - log: "it {{ i }}:{{ item }}:{{ $loopCount }}"
+        over: [a, b, c]
+        loopValue: i
+        loopElement: item
+      - loop:
+          - log: "n {{ $loopCount }}"
+        count: "2-4"
+"""
+    p = run("run", script(tmp_path, upstream.url, flow), "-q")
+    assert p.returncode == 0, p.stderr
+    assert logged(p.stdout, "it") == ["0:a:undefined", "1:b:undefined", "2:c:undefined"]
+    assert logged(p.stdout, "n") == ["2", "3"]
+    assert "never defined" not in p.stderr
+
+
+def test_think_jitter(tmp_path, upstream):
+    out = tmp_path / "r.json"
+
+    def lengths(flow, config=""):
+        p = run("run", script(tmp_path, upstream.url, flow, config=config, users=20), "-o", out, "-q")
+        assert p.returncode == 0, p.stderr
+        return load_report(out)["aggregate"]["summaries"]["vusers.session_length"]
+
+    plain = lengths("      - think: 0.3\n")
+    assert plain["min"] >= 295 and plain["max"] < 400
+    step = lengths("      - think: 0.3\n        jitter: \"100%\"\n")
+    assert step["min"] < 200 and step["max"] > 400            # spread over 0..600 ms
+    dflt = lengths("      - think: 0.3\n", config="  defaults: {think: {jitter: 250}}\n")
+    assert dflt["min"] < 200 and dflt["max"] > 400
+    bad = script(tmp_path, upstream.url, "      - think: 1\n        jitter: lots\n")
+    assert run("lint", bad).returncode == 1
+
+
+def test_while_true_loop_runs_once(tmp_path, upstream):
+    flow = """      - loop:
+          - get: {url: /health}
+        whileTrue: moreToDo
+"""
+    out = tmp_path / "r.json"
+    p = run("run", script(tmp_path, upstream.url, flow, users=2), "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    assert "whileTrue 'moreToDo' will not run" in p.stderr
+    assert "only whileTrue, whose function cannot run: it runs once" in p.stderr
+    assert counters(out)["http.requests"] == 2 and counters(out)["vusers.completed"] == 2
