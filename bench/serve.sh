@@ -60,16 +60,18 @@ wait_port() {
     echo "bench/serve.sh: nothing listening on $1" >&2; return 1
 }
 
-start_upstream() { # color -> port
+start_upstream() { # color: starts it (in this shell, so its pid reaches PIDS) and waits for its port
     local pf=$TMP/$1.port
     taskset -c 1 "$CUTOVER" upstream --listen 127.0.0.1:0 --color "$1" --port-file "$pf" \
         >"$TMP/$1.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 200); do [[ -s $pf ]] && break; sleep 0.05; done
-    cat "$pf"
+    [[ -s $pf ]] || { echo "bench/serve.sh: the $1 upstream did not start" >&2; exit 1; }
 }
-BLUE=$(start_upstream blue)
-GREEN=$(start_upstream green)
+start_upstream blue
+start_upstream green
+BLUE=$(cat "$TMP/blue.port")
+GREEN=$(cat "$TMP/green.port")
 
 split() { # port -> "green share %"
     $PY - "$1" <<'EOF'
