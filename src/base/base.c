@@ -139,6 +139,17 @@ void cu_buf_appendf(cu_buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void cu_buf_append_u64(cu_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    cu_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 void cu_buf_reset(cu_buf *b)
 {
     b->len = 0;

@@ -57,6 +57,8 @@ void cu_buf_reserve(cu_buf *b, size_t extra);        /* room for len+extra+1 */
 void cu_buf_append(cu_buf *b, const void *p, size_t n);
 void cu_buf_appends(cu_buf *b, const char *s);
 void cu_buf_appendc(cu_buf *b, char c);
+/* Decimal digits of v, without printf (hot paths: Content-Length). */
+void cu_buf_append_u64(cu_buf *b, uint64_t v);
 void cu_buf_appendf(cu_buf *b, const char *fmt, ...) CU_PRINTF(2, 3);
 void cu_buf_vappendf(cu_buf *b, const char *fmt, va_list ap);
 void cu_buf_reset(cu_buf *b);                        /* len = 0, keeps memory */

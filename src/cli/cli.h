@@ -4,6 +4,9 @@
 #ifndef CUTOVER_CLI_H
 #define CUTOVER_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "base/base.h"
 
 int cli_main(int argc, char **argv);
@@ -11,6 +14,18 @@ int cli_main(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
+
+/* run.c: the script-loading options `run` and `lint` share: -t, -e, -v, -k,
+ * --overrides, --scenario-name, -s/--solo, --dotenv/--env-file. Their long
+ * options use these codes; cli_load_option() applies one (returns false
+ * for any other code), cli_load_script_arg() takes the one SCRIPT argument
+ * and applies --dotenv, returning -1 to go on or the exit status to return
+ * now (after printing the error and, for usage errors, usage). */
+enum { CLI_OPT_OVERRIDES = 1000, CLI_OPT_SCENARIO, CLI_OPT_DOTENV, CLI_OPT_FIRST_FREE };
+struct lt_load_opts;
+bool cli_load_option(int c, const char *arg, struct lt_load_opts *o, const char **dotenv);
+int cli_load_script_arg(int argc, char **argv, struct lt_load_opts *o, const char *dotenv,
+                        void (*usage)(FILE *));
 /* run.c: --dotenv FILE into the environment (existing variables win).
  * Returns 0, or -1 with err. */
 int cli_dotenv(const char *path, char err[CU_ERRLEN]);

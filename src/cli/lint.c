@@ -35,17 +35,16 @@ static void lint_usage(FILE *f)
 
 int cmd_lint(int argc, char **argv)
 {
-    enum { OPT_OVERRIDES = 1000, OPT_SCENARIO, OPT_DOTENV };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'},
         {"environment", required_argument, NULL, 'e'},
-        {"overrides", required_argument, NULL, OPT_OVERRIDES},
+        {"overrides", required_argument, NULL, CLI_OPT_OVERRIDES},
         {"variables", required_argument, NULL, 'v'},
         {"insecure", no_argument, NULL, 'k'},
-        {"scenario-name", required_argument, NULL, OPT_SCENARIO},
+        {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO},
         {"solo", no_argument, NULL, 's'},
-        {"dotenv", required_argument, NULL, OPT_DOTENV},
-        {"env-file", required_argument, NULL, OPT_DOTENV},
+        {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},
+        {"env-file", required_argument, NULL, CLI_OPT_DOTENV},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -57,15 +56,9 @@ int cmd_lint(int argc, char **argv)
     const char *dotenv = NULL;
     char err[CU_ERRLEN] = "";
     while ((c = getopt_long(argc, argv, "t:e:v:ksh", longopts, NULL)) != -1) {
+        if (cli_load_option(c, optarg, &o, &dotenv))
+            continue;
         switch (c) {
-        case 't': o.target = optarg; break;
-        case 'e': o.environment = optarg; break;
-        case 'v': o.variables = optarg; break;
-        case 'k': o.insecure = true; break;
-        case OPT_OVERRIDES: o.overrides = optarg; break;
-        case OPT_SCENARIO: o.scenario_name = optarg; break;
-        case 's': o.solo = true; break;
-        case OPT_DOTENV: dotenv = optarg; break;
         case 'h': lint_usage(stdout); return 0;
         default:
             fprintf(stderr, "cutover: error: bad option '%s'\n", argv[optind - 1]);
@@ -73,17 +66,9 @@ int cmd_lint(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "cutover: error: no script given\n"
-                                       : "cutover: error: one script at a time\n");
-        lint_usage(stderr);
-        return 2;
-    }
-    o.path = argv[optind];
-    if (dotenv && cli_dotenv(dotenv, err) != 0) {
-        fprintf(stderr, "cutover: error: --dotenv: %s\n", err);
-        return LT_EXIT_FAIL;
-    }
+    int rc = cli_load_script_arg(argc, argv, &o, dotenv, lint_usage);
+    if (rc >= 0)
+        return rc;
     size_t before = cu_log_count(CU_LOG_WARN);
     lt_script *s = lt_script_load(&o, err);
     if (!s) {

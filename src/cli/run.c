@@ -112,23 +112,56 @@ static int output_ok(const char *out)
     return ok ? 0 : -1;
 }
 
+bool cli_load_option(int c, const char *arg, lt_load_opts *o, const char **dotenv)
+{
+    switch (c) {
+    case 't': o->target = arg; return true;
+    case 'e': o->environment = arg; return true;
+    case 'v': o->variables = arg; return true;
+    case 'k': o->insecure = true; return true;
+    case 's': o->solo = true; return true;
+    case CLI_OPT_OVERRIDES: o->overrides = arg; return true;
+    case CLI_OPT_SCENARIO: o->scenario_name = arg; return true;
+    case CLI_OPT_DOTENV: *dotenv = arg; return true;
+    default: return false;
+    }
+}
+
+int cli_load_script_arg(int argc, char **argv, lt_load_opts *o, const char *dotenv,
+                        void (*usage)(FILE *))
+{
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "cutover: error: no script given\n"
+                                       : "cutover: error: one script at a time\n");
+        usage(stderr);
+        return 2;
+    }
+    o->path = argv[optind];
+    char err[CU_ERRLEN];
+    if (dotenv && cli_dotenv(dotenv, err) != 0) {
+        fprintf(stderr, "cutover: error: --dotenv: %s\n", err);
+        return LT_EXIT_FAIL;
+    }
+    return -1;
+}
+
 int cmd_run(int argc, char **argv)
 {
-    enum { OPT_OVERRIDES = 1000, OPT_WORKERS, OPT_SEED, OPT_SCENARIO, OPT_DOTENV };
+    enum { OPT_WORKERS = CLI_OPT_FIRST_FREE, OPT_SEED };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'},
         {"environment", required_argument, NULL, 'e'},
         {"output", required_argument, NULL, 'o'},
-        {"overrides", required_argument, NULL, OPT_OVERRIDES},
+        {"overrides", required_argument, NULL, CLI_OPT_OVERRIDES},
         {"variables", required_argument, NULL, 'v'},
         {"insecure", no_argument, NULL, 'k'},
         {"quiet", no_argument, NULL, 'q'},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"seed", required_argument, NULL, OPT_SEED},
-        {"scenario-name", required_argument, NULL, OPT_SCENARIO},
+        {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO},
         {"solo", no_argument, NULL, 's'},
-        {"dotenv", required_argument, NULL, OPT_DOTENV},
-        {"env-file", required_argument, NULL, OPT_DOTENV},
+        {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},
+        {"env-file", required_argument, NULL, CLI_OPT_DOTENV},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -140,14 +173,11 @@ int cmd_run(int argc, char **argv)
     int c;
     const char *dotenv = NULL;
     while ((c = getopt_long(argc, argv, "t:e:o:v:kqsh", longopts, NULL)) != -1) {
+        if (cli_load_option(c, optarg, &o.load, &dotenv))
+            continue;
         switch (c) {
-        case 't': o.load.target = optarg; break;
-        case 'e': o.load.environment = optarg; break;
         case 'o': o.output = optarg; break;
-        case 'v': o.load.variables = optarg; break;
-        case 'k': o.load.insecure = true; break;
         case 'q': o.quiet = true; break;
-        case OPT_OVERRIDES: o.load.overrides = optarg; break;
         case OPT_WORKERS: {
             char *end;
             long n = strtol(optarg, &end, 10);
@@ -159,9 +189,6 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case OPT_SEED: o.seed = strtoull(optarg, NULL, 10); break;
-        case OPT_SCENARIO: o.load.scenario_name = optarg; break;
-        case 's': o.load.solo = true; break;
-        case OPT_DOTENV: dotenv = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: {
             const char *bad = argv[optind - 1];
@@ -179,18 +206,9 @@ int cmd_run(int argc, char **argv)
         }
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "cutover: error: no script given\n"
-                                       : "cutover: error: one script at a time\n");
-        run_usage(stderr);
-        return 2;
-    }
-    o.load.path = argv[optind];
-    char err[CU_ERRLEN];
-    if (dotenv && cli_dotenv(dotenv, err) != 0) {
-        fprintf(stderr, "cutover: error: --dotenv: %s\n", err);
-        return LT_EXIT_FAIL;
-    }
+    int rc = cli_load_script_arg(argc, argv, &o.load, dotenv, run_usage);
+    if (rc >= 0)
+        return rc;
     if (o.output && output_ok(o.output) != 0)
         return LT_EXIT_FAIL;
     return lt_run(&o);

@@ -150,22 +150,6 @@ static void arm_timer(http_client *c)
 }
 
 /* ---- request formatting ---------------------------------------------------- */
-static void put(cu_buf *b, const char *s, size_t n)
-{
-    cu_buf_append(b, s, n);
-}
-
-static void put_u64(cu_buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(b, tmp + i, sizeof tmp - i);
-}
-
 static bool has_token(const char *v, size_t n, const char *tok, size_t tl)
 {
     for (size_t i = 0; i + tl <= n; i++)
@@ -180,10 +164,10 @@ static void build_request(http_client *c, const http_request *r)
     cu_buf_reset(b);
     const char *method = r->method && *r->method ? r->method : "GET";
     const char *target = r->target && *r->target ? r->target : "/";
-    put(b, method, strlen(method));
-    put(b, " ", 1);
-    put(b, target, strlen(target));
-    put(b, " HTTP/1.1\r\n", 11);
+    cu_buf_append(b, method, strlen(method));
+    cu_buf_append(b, " ", 1);
+    cu_buf_append(b, target, strlen(target));
+    cu_buf_append(b, " HTTP/1.1\r\n", 11);
     bool has_host = false, has_len = false, has_te = false, has_conn = false;
     c->want_close = false;
     for (size_t i = 0; i < r->nheaders; i++) {
@@ -207,28 +191,28 @@ static void build_request(http_client *c, const http_request *r)
         default:
             break;
         }
-        put(b, h->name, h->name_len);
-        put(b, ": ", 2);
-        put(b, h->value, h->value_len);
-        put(b, "\r\n", 2);
+        cu_buf_append(b, h->name, h->name_len);
+        cu_buf_append(b, ": ", 2);
+        cu_buf_append(b, h->value, h->value_len);
+        cu_buf_append(b, "\r\n", 2);
     }
     if (!has_host) {
-        put(b, "Host: ", 6);
-        put(b, c->origin.hostport, strlen(c->origin.hostport));
-        put(b, "\r\n", 2);
+        cu_buf_append(b, "Host: ", 6);
+        cu_buf_append(b, c->origin.hostport, strlen(c->origin.hostport));
+        cu_buf_append(b, "\r\n", 2);
     }
     bool body_method = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                        strcmp(method, "PATCH") == 0;
     if (!has_len && !has_te && (r->body_len > 0 || body_method)) {
-        put(b, "Content-Length: ", 16);
-        put_u64(b, r->body_len);
-        put(b, "\r\n", 2);
+        cu_buf_append(b, "Content-Length: ", 16);
+        cu_buf_append_u64(b, r->body_len);
+        cu_buf_append(b, "\r\n", 2);
     }
     if (!has_conn)
-        put(b, "Connection: keep-alive\r\n", 24);
-    put(b, "\r\n", 2);
+        cu_buf_append(b, "Connection: keep-alive\r\n", 24);
+    cu_buf_append(b, "\r\n", 2);
     if (r->body_len)
-        put(b, r->body, r->body_len);
+        cu_buf_append(b, r->body, r->body_len);
     c->is_head = strcmp(method, "HEAD") == 0;
 }
 

@@ -80,22 +80,6 @@ static void on_end(net_stream *s, int status);
 static void on_close(net_stream *s);
 static const net_stream_cbs srv_cbs = {NULL, on_read, on_end, NULL, on_close};
 
-static void put(cu_buf *b, const char *s, size_t n)
-{
-    cu_buf_append(b, s, n);
-}
-
-static void put_u64(cu_buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(b, tmp + i, sizeof tmp - i);
-}
-
 static void put_date(http_server *srv, cu_buf *b)
 {
     int64_t sec = cu_wall_ms() / 1000;
@@ -107,7 +91,7 @@ static void put_date(http_server *srv, cu_buf *b)
                                  &tm);
         srv->date_sec = sec;
     }
-    put(b, srv->date, srv->date_len);
+    cu_buf_append(b, srv->date, srv->date_len);
 }
 
 /* ---- teardown -------------------------------------------------------------- */
@@ -193,10 +177,10 @@ static void write_response(srv_conn *conn, int status, const http_header *header
         status = 500;
     char line[16];
     int ll = snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
-    put(b, line, (size_t)ll);
+    cu_buf_append(b, line, (size_t)ll);
     const char *text = http_status_text(status);
-    put(b, text, strlen(text));
-    put(b, "\r\n", 2);
+    cu_buf_append(b, text, strlen(text));
+    cu_buf_append(b, "\r\n", 2);
     bool has_len = false, has_te = false, has_date = false, has_conn = false;
     *close_after = !keep_alive;
     for (size_t i = 0; i < n; i++) {
@@ -221,28 +205,28 @@ static void write_response(srv_conn *conn, int status, const http_header *header
         default:
             break;
         }
-        put(b, h->name, h->name_len);
-        put(b, ": ", 2);
-        put(b, h->value, h->value_len);
-        put(b, "\r\n", 2);
+        cu_buf_append(b, h->name, h->name_len);
+        cu_buf_append(b, ": ", 2);
+        cu_buf_append(b, h->value, h->value_len);
+        cu_buf_append(b, "\r\n", 2);
     }
     bool bodyless = status < 200 || status == 204 || status == 304;
     if (!has_len && !has_te && !bodyless) {
-        put(b, "Content-Length: ", 16);
-        put_u64(b, body_len);
-        put(b, "\r\n", 2);
+        cu_buf_append(b, "Content-Length: ", 16);
+        cu_buf_append_u64(b, body_len);
+        cu_buf_append(b, "\r\n", 2);
     }
     if (!has_date)
         put_date(conn->srv, b);
     if (!has_conn) {
         if (*close_after)
-            put(b, "Connection: close\r\n", 19);
+            cu_buf_append(b, "Connection: close\r\n", 19);
         else
-            put(b, "Connection: keep-alive\r\n", 24);
+            cu_buf_append(b, "Connection: keep-alive\r\n", 24);
     }
-    put(b, "\r\n", 2);
+    cu_buf_append(b, "\r\n", 2);
     if (!head && !bodyless && body_len)
-        put(b, body, body_len);
+        cu_buf_append(b, body, body_len);
 }
 
 /* A request we refuse: answer and close. */
@@ -379,7 +363,7 @@ static void on_head(hp_msg *m)
 {
     srv_conn *conn = m->owner;
     if (m->expect_continue && m->ll.http_minor >= 1)
-        put(&conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        cu_buf_append(&conn->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
 static void on_read(net_stream *s, const char *data, size_t len)

@@ -61,6 +61,16 @@ def upstream(tmp_path):
     assert up.proc.returncode == 0, (tmp_path / "upstream.log").read_text()
 
 
+@pytest.fixture
+def colors(tmp_path):
+    """A blue and a green `cutover upstream`, stopped after the test."""
+    blue = start_upstream(tmp_path, "--color", "blue", name="blue")
+    green = start_upstream(tmp_path, "--color", "green", name="green")
+    yield blue, green
+    stop(blue.proc)
+    stop(green.proc)
+
+
 def run(*args, timeout=120, env=None, cwd=None):
     """Runs `cutover ARGS...` to completion; returns CompletedProcess."""
     return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True,

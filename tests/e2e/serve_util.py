@@ -3,14 +3,13 @@ ports it picks (port 0 + --port-file/--admin-port-file), talk to it with
 plain sockets and http.client, read its status and metrics."""
 import http.client
 import json
-import os
 import pathlib
 import signal
 import socket
 import subprocess
 import time
 
-from conftest import BIN, ENV, start_upstream, stop
+from conftest import BIN, ENV
 
 TOKEN = "test-token-0123456789"
 

@@ -2,7 +2,6 @@
 report, opened in headless Chromium (no console errors, every chart drawn, a
 screenshot kept under tmp_path); bad input exits 1 with a clear message."""
 import html
-import json
 import os
 import re
 import shutil

@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 from conftest import BIN, ENV, run, start_upstream, stop, write
-from serve_util import TOKEN, start_router, upstreams_yaml, wait_for, write_config
+from serve_util import start_router, upstreams_yaml, wait_for, write_config
 
 
 def plan(steps, gates=("error_rate < 1%", "p95 < 500ms"), trips=("error_rate > 2%",),

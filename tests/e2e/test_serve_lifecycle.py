@@ -12,15 +12,6 @@ from conftest import run, start_upstream, stop
 from serve_util import start_router, upstreams_yaml, wait_for, write_config
 
 
-@pytest.fixture
-def colors(tmp_path):
-    blue = start_upstream(tmp_path, "--color", "blue", name="blue")
-    green = start_upstream(tmp_path, "--color", "green", name="green")
-    yield blue, green
-    stop(blue.proc)
-    stop(green.proc)
-
-
 def test_config_errors_name_file_line_column(tmp_path, colors):
     blue, green = colors
     cfg = write_config(tmp_path, "weight: 150\n" + upstreams_yaml([blue.url], [green.url]))

@@ -2,7 +2,6 @@
 502/503 on idempotent requests retried once on the other colour, not on
 POST; garbage answers give 502, silence gives 504 after the response
 timeout; all of it counted per colour."""
-import json
 import socketserver
 import threading
 import time

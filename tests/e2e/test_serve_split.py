@@ -5,17 +5,7 @@ import threading
 
 import pytest
 
-from conftest import start_upstream, stop
 from serve_util import (pipelined_colors, start_router, upstreams_yaml, write_config)
-
-
-@pytest.fixture
-def colors(tmp_path):
-    blue = start_upstream(tmp_path, "--color", "blue", name="blue")
-    green = start_upstream(tmp_path, "--color", "green", name="green")
-    yield blue, green
-    stop(blue.proc)
-    stop(green.proc)
 
 
 def test_split_accuracy_100k(tmp_path, colors):

@@ -2,19 +2,9 @@
 green's weight only moves users blue -> green, lowering it only back."""
 import pytest
 
-from conftest import start_upstream, stop
 from serve_util import start_router, upstreams_yaml, write_config
 
 USERS = [f"user-{i}" for i in range(1500)]
-
-
-@pytest.fixture
-def colors(tmp_path):
-    blue = start_upstream(tmp_path, "--color", "blue", name="blue")
-    green = start_upstream(tmp_path, "--color", "green", name="green")
-    yield blue, green
-    stop(blue.proc)
-    stop(green.proc)
 
 
 def assign(r, header):

@@ -117,6 +117,21 @@ static void test_write_file(void **state)
     free(missing);
 }
 
+static void test_append_u64(void **state)
+{
+    (void)state;
+    cu_buf b = CU_BUF_INIT;
+    cu_buf_append_u64(&b, 0);
+    cu_buf_appendc(&b, ' ');
+    cu_buf_append_u64(&b, 7);
+    cu_buf_appendc(&b, ' ');
+    cu_buf_append_u64(&b, 1000);
+    cu_buf_appendc(&b, ' ');
+    cu_buf_append_u64(&b, UINT64_MAX);
+    assert_string_equal(b.data, "0 7 1000 18446744073709551615");
+    cu_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -125,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_nearest),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_append_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
