@@ -281,6 +281,13 @@ static void retry(rt_cconn *c)
     c->why = "retry";
 }
 
+static void put_content_length(cu_buf *b, uint64_t n)
+{
+    cu_buf_appends(b, "Content-Length: ");
+    cu_buf_append_u64(b, n);
+    cu_buf_appends(b, "\r\n");
+}
+
 static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
 {
     const router_config *cfg = &c->gen->cfg;
@@ -288,7 +295,11 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     int st = p->status_code;
     cu_buf *bp = &c->rhead;
     cu_buf_reset(bp);
-    cu_buf_appendf(bp, "HTTP/1.1 %d %s\r\n", st, http_status_text(st));
+    cu_buf_appends(bp, "HTTP/1.1 ");
+    cu_buf_append_u64(bp, (uint64_t)st);
+    cu_buf_appends(bp, " ");
+    cu_buf_appends(bp, http_status_text(st));
+    cu_buf_appends(bp, "\r\n");
     size_t cl = cfg->color_header ? strlen(cfg->color_header) : 0;
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
@@ -297,19 +308,16 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
             continue;
         if (cl && sp->nl == cl && strncasecmp(name, cfg->color_header, cl) == 0)
             continue;
-        cu_buf_append(bp, name, sp->nl);
-        cu_buf_append(bp, ": ", 2);
-        cu_buf_append(bp, h->raw.data + sp->vo, sp->vl);
-        cu_buf_append(bp, "\r\n", 2);
+        rt_put_header(bp, name, sp->nl, h->raw.data + sp->vo, sp->vl);
     }
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool no_body = c->head_req || st == 204 || st == 304;
     if (no_body) {
         if (has_cl && c->head_req)
-            cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+            put_content_length(bp, p->content_length);
     } else if (has_cl && !chunked) {
-        cu_buf_appendf(bp, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+        put_content_length(bp, p->content_length);
     } else if (c->minor >= 1) {
         cu_buf_appends(bp, "Transfer-Encoding: chunked\r\n");
         c->resp_chunked = true;
@@ -326,7 +334,8 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     }
     cu_buf_appends(bp, "1.1 cutover\r\n");
     if (cl)
-        cu_buf_appendf(bp, "%s: %s\r\n", cfg->color_header, router_color_name(c->color));
+        rt_put_header(bp, cfg->color_header, cl, router_color_name(c->color),
+                      strlen(router_color_name(c->color)));
     if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
         cu_buf_appends(bp, "Connection: close\r\n");
     else if (c->minor == 0)

@@ -189,12 +189,21 @@ void rt_client_read_update(rt_cconn *c)
 static void on_timer(uv_timer_t *t);
 static void resume(rt_cconn *c);
 
+static void timer_set(rt_cconn *c, uint64_t now)
+{
+    c->timer_at = c->due;
+    uv_timer_start(&c->timer, on_timer, c->due - now, 0);
+}
+
 void rt_arm(rt_cconn *c, int kind, uint64_t ms)
 {
     if (c->closing && kind != T_LINGER)
         return;
+    uint64_t now = uv_now(c->r->loop);
     c->tkind = kind;
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    c->due = now + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_at > c->due)
+        timer_set(c, now);
 }
 
 /* ---- teardown ----------------------------------------------------------------------- */
@@ -262,8 +271,7 @@ static void cconn_end(rt_cconn *c)
         rt_exchange_abort(c);
     c->closing = true;
     net_stream_end(c->s);
-    c->tkind = T_LINGER;
-    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    rt_arm(c, T_LINGER, LINGER_MS);
 }
 
 /* ---- local answers -------------------------------------------------------------------- */
@@ -490,7 +498,7 @@ static int head_acceptable(rt_cconn *c)
     return 0;
 }
 
-static void put_header(cu_buf *b, const char *n, size_t nl, const char *v, size_t vl)
+void rt_put_header(cu_buf *b, const char *n, size_t nl, const char *v, size_t vl)
 {
     cu_buf_append(b, n, nl);
     cu_buf_append(b, ": ", 2);
@@ -504,7 +512,8 @@ static void build_forward(rt_cconn *c)
     const rt_head *h = &c->h;
     cu_buf *b = &c->fwd;
     cu_buf_reset(b);
-    cu_buf_appendf(b, "%s ", llhttp_method_name((llhttp_method_t)c->method));
+    cu_buf_appends(b, llhttp_method_name((llhttp_method_t)c->method));
+    cu_buf_append(b, " ", 1);
     cu_buf_append(b, h->raw.data, h->url_len);
     cu_buf_appends(b, " HTTP/1.1\r\n");
     size_t fl = cfg->force_header ? strlen(cfg->force_header) : 0;
@@ -515,7 +524,7 @@ static void build_forward(rt_cconn *c)
             continue;
         if (fl && sp->nl == fl && strncasecmp(name, cfg->force_header, fl) == 0)
             continue;
-        put_header(b, name, sp->nl, h->raw.data + sp->vo, sp->vl);
+        rt_put_header(b, name, sp->nl, h->raw.data + sp->vo, sp->vl);
     }
     /* X-Forwarded-For: every earlier hop (all such headers, in order), then us */
     cu_buf_appends(b, "X-Forwarded-For: ");
@@ -527,18 +536,22 @@ static void build_forward(rt_cconn *c)
         }
     }
     size_t vl;
-    cu_buf_appendf(b, "%s\r\nX-Forwarded-Proto: %s\r\n", c->peer, c->tls ? "https" : "http");
+    cu_buf_appends(b, c->peer);
+    cu_buf_appends(b, c->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     const char *via = rt_head_find(h, "via", &vl);
     cu_buf_appends(b, "Via: ");
     if (via) {
         cu_buf_append(b, via, vl);
         cu_buf_appends(b, ", ");
     }
-    cu_buf_appendf(b, "1.%d cutover\r\n", c->minor ? 1 : 0);
+    cu_buf_appends(b, c->minor ? "1.1 cutover\r\n" : "1.0 cutover\r\n");
     if (c->req_chunked)
         cu_buf_appends(b, "Transfer-Encoding: chunked\r\n");
-    else if (c->ll.flags & F_CONTENT_LENGTH)
-        cu_buf_appendf(b, "Content-Length: %llu\r\n", (unsigned long long)c->ll.content_length);
+    else if (c->ll.flags & F_CONTENT_LENGTH) {
+        cu_buf_appends(b, "Content-Length: ");
+        cu_buf_append_u64(b, c->ll.content_length);
+        cu_buf_appends(b, "\r\n");
+    }
     cu_buf_appends(b, "\r\n");
 }
 
@@ -760,6 +773,11 @@ static void on_end(net_stream *s, int status)
 static void on_timer(uv_timer_t *t)
 {
     rt_cconn *c = t->data;
+    uint64_t now = uv_now(c->r->loop);
+    if (c->tkind != T_NONE && c->due > now) {
+        timer_set(c, now); /* the deadline moved later since the timer was set */
+        return;
+    }
     int kind = c->tkind;
     c->tkind = T_NONE;
     switch (kind) {

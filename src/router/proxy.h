@@ -8,7 +8,11 @@
  * reader pauses while its peer's write queue is above RT_HIGH bytes and
  * resumes on the peer's drain, so bodies stream with bounded memory.
  * One timer per client connection, armed for one purpose at a time
- * (`tkind`); the upstream side uses it too (connect, response). */
+ * (`tkind`); the upstream side uses it too (connect, response). The
+ * timer is lazy: the deadline lives in `due` and the uv timer is only set
+ * again when the new deadline is earlier than the one it will fire at
+ * (`timer_at`); firing early, it sets itself for what remains. Most
+ * requests move the deadline later, so they cost no timer-heap work. */
 #ifndef CUTOVER_ROUTER_PROXY_H
 #define CUTOVER_ROUTER_PROXY_H
 
@@ -53,6 +57,8 @@ struct rt_cconn {
     net_stream *s;
     uv_timer_t timer;
     int tkind;
+    uint64_t due;                  /* the deadline of tkind, loop ms */
+    uint64_t timer_at;             /* when the uv timer fires, loop ms (while active) */
     int handles;
     bool closing;
     bool tls;
@@ -104,6 +110,8 @@ void rt_cwrite(rt_cconn *c, const void *p, size_t n);
 void rt_cflush(rt_cconn *c);
 void rt_client_read_update(rt_cconn *c);
 void rt_arm(rt_cconn *c, int kind, uint64_t ms);
+/* Appends "name: value\r\n". */
+void rt_put_header(cu_buf *b, const char *n, size_t nl, const char *v, size_t vl);
 /* A local answer (400, 408, 502, 504 ...); closes after it when `close`
  * or when the request was not read completely. */
 void rt_send_error(rt_cconn *c, int status, bool close);

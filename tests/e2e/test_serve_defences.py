@@ -123,6 +123,48 @@ def test_idle_keepalive_timeout(router):
     assert 1.5 < time.time() - t0 < 4.5
 
 
+def _read_response(s):
+    """Reads one Content-Length response from socket s (bytes), or b"" on close."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return b""
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    n = int([ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        body += s.recv(65536)
+    return head
+
+
+def test_timeouts_follow_the_connection(router):
+    """The idle deadline moves with every request (the timer is lazy: it must
+    neither fire at an old deadline nor miss a nearer one): requests every
+    1.2 s keep a connection with a 2 s idle timeout open for 4.8 s; then a
+    partial head on the same connection gets 408 after the 1 s header
+    timeout, not after the 2 s idle one."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", router.port), timeout=6)
+    t0 = time.time()
+    for _ in range(5):
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(s).startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.2)
+    assert time.time() - t0 > 5.5
+    t1 = time.time()
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    assert out.startswith(b"HTTP/1.1 408 "), out
+    assert 0.8 < time.time() - t1 < 1.8
+
+
 def test_hop_by_hop_and_forwarding_headers(router):
     req = (b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\n"
            b"X-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n"
