@@ -7,21 +7,32 @@
 #   - Needs wrk, haproxy, nginx (Debian: wrk haproxy nginx-light) and a built
 #     ./cutover (release build: `make`); prints the apt-get command and stops
 #     when one is missing.
-#   - Cores (the machine has 2): the router under test runs alone on core 0
-#     (taskset -c 0), one worker/thread each (nginx worker_processes 1,
-#     haproxy nbthread 1, cutover serve is single-threaded); wrk and both
-#     upstreams share core 1.
-#   - For each router: checks the realised split on 2,000 requests (from the
-#     upstreams' X-Cutover-Color), then one wrk run of BENCH_DUR seconds
-#     (default 10) with BENCH_CONNS keep-alive connections (default 50) on
-#     GET /, and prints req/s, the latency percentiles and the router's own
-#     CPU time per request (utime+stime from /proc; for nginx, its one
-#     worker) in a Markdown table. wrk and the upstreams share core 1, which
-#     can be the bottleneck; CPU per request compares the routers regardless.
-#   - Then, for each router, BENCH_IDLE (default 10,000) idle keep-alive
-#     client connections are opened (bench/idle_conns.py, on core 1) and the
-#     router's resident memory with them open is reported (nginx: master +
-#     worker).
+#   - The three routers run at once, each with one worker/thread (nginx
+#     worker_processes 1, haproxy nbthread 1, cutover serve is
+#     single-threaded), each pinned to core 0; only the one under test gets
+#     traffic. The machine has 2 cores, so two layouts are measured:
+#       client-bound: the router alone on core 0; wrk and both upstreams on
+#         core 1. Core 1 saturates first, so req/s mostly measures wrk and
+#         the upstreams; CPU per request still compares the routers.
+#       router-bound: the router and both upstreams on core 0 (the upstreams
+#         are moved there with taskset); wrk alone on core 1. Core 0
+#         saturates, and the upstreams' share of it is the same whatever the
+#         router, so req/s compares the routers.
+#   - Before the runs, the realised split of each router is checked on 2,000
+#     keep-alive GETs (the upstreams' X-Cutover-Color).
+#   - For each layout, BENCH_REPEAT rounds (default 3); in each round every
+#     router in turn gets one wrk run of BENCH_DUR seconds (default 10) with
+#     BENCH_CONNS keep-alive connections (default 50) on GET /, so a drift of
+#     the machine hits all three alike. Reported: the median req/s and p99
+#     of the rounds (and every round's figures), and the router's own CPU
+#     time per request (utime+stime from /proc; nginx: its one worker).
+#     The cutover/peer ratios are of the medians.
+#   - Then, for cutover and nginx, BENCH_IDLE (default 10,000) idle
+#     keep-alive client connections are opened (bench/idle_conns.py, on
+#     core 1) and the router's resident memory with them open is reported
+#     (nginx: master + worker). HAProxy is skipped there: it reserves two
+#     descriptors per connection, and 10,000 need more than this sandbox's
+#     20,000 per process.
 #   - Everything started is stopped on exit (trap); all traffic is on 127.0.0.1.
 set -euo pipefail
 
@@ -29,7 +40,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CUTOVER=${CUTOVER:-$ROOT/cutover}
 DUR=${BENCH_DUR:-10}
 CONNS=${BENCH_CONNS:-50}
+REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}   # idle keep-alive client connections for the RSS column (0: skip)
+LAYOUTS=${BENCH_LAYOUTS:-client-bound router-bound}
 PY=/usr/bin/python3
 
 for tool in wrk haproxy nginx taskset; do
@@ -60,11 +73,13 @@ wait_port() {
     echo "bench/serve.sh: nothing listening on $1" >&2; return 1
 }
 
+UP_PIDS=()
 start_upstream() { # color: starts it (in this shell, so its pid reaches PIDS) and waits for its port
     local pf=$TMP/$1.port
     taskset -c 1 "$CUTOVER" upstream --listen 127.0.0.1:0 --color "$1" --port-file "$pf" \
         >"$TMP/$1.log" 2>&1 &
     PIDS+=($!)
+    UP_PIDS+=($!)
     for _ in $(seq 200); do [[ -s $pf ]] && break; sleep 0.05; done
     [[ -s $pf ]] || { echo "bench/serve.sh: the $1 upstream did not start" >&2; exit 1; }
 }
@@ -72,6 +87,10 @@ start_upstream blue
 start_upstream green
 BLUE=$(cat "$TMP/blue.port")
 GREEN=$(cat "$TMP/green.port")
+
+upstreams_on() { # core: moves both upstreams (every thread) there
+    for p in "${UP_PIDS[@]}"; do taskset -a -p -c "$1" "$p" >/dev/null; done
+}
 
 split() { # port -> "green share %"
     $PY - "$1" <<'EOF'
@@ -91,44 +110,7 @@ cpu_ticks() { # pid -> utime+stime of the process (clock ticks); 0 without a pid
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-RESULTS=()
-bench_one() { # name port [pid of the router, for its CPU time] [pids whose RSS adds up]
-    local name=$1 port=$2 pid=${3:-} rss_pids=${4-${3:-}} share out t0 t1
-    wait_port "$port"
-    share=$(split "$port")
-    t0=$(cpu_ticks "$pid")
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
-    t1=$(cpu_ticks "$pid")
-    echo "$out" >"$TMP/$name.wrk"
-    local rps p50 p90 p99 errs
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-    p90=$(awk '$1=="90%" {print $2}' <<<"$out")
-    p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
-    local reqs cpu_us="-"
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-    if [[ -n $pid ]]; then
-        cpu_us=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
-    fi
-    # memory: RSS with IDLE idle keep-alive client connections open (after the wrk run)
-    local rss="-"
-    if [[ -n ${rss_pids// /} && $IDLE -gt 0 ]]; then
-        local j
-        # shellcheck disable=SC2086
-        j=$(taskset -c 1 "$PY" "$ROOT/bench/idle_conns.py" "$port" "$IDLE" $rss_pids) || j=""
-        rss=$("$PY" -c 'import json, sys
-d = json.loads(sys.argv[1]) if sys.argv[1] else None
-print("-" if not d else "%.1f MB (%d open)" % (sum(d["rss_idle_kb"]) / 1024, d["open"]))' "$j")
-    fi
-    RESULTS+=("| $name | $share | $rps | $p50 | $p90 | $p99 | $cpu_us | $rss | ${errs:-none} |")
-    echo "$name: green ${share}%, ${rps} req/s, p50 ${p50}, p99 ${p99}" >&2
-}
-
-# ---- direct (no router), for reference ----------------------------------------------
-bench_one "direct to blue (no router)" "$BLUE"
-
-# ---- cutover serve ------------------------------------------------------------------------
+# ---- the routers --------------------------------------------------------------------------
 CP=$(free_port); CA=$(free_port)
 cat >"$TMP/serve.yml" <<EOF
 listen: 127.0.0.1:$CP
@@ -141,10 +123,7 @@ EOF
 taskset -c 0 "$CUTOVER" serve "$TMP/serve.yml" >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
-bench_one "cutover serve" "$CP" "$SERVE_PID"
-kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
 
-# ---- HAProxy ------------------------------------------------------------------------------
 HP=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
 global
@@ -168,12 +147,7 @@ EOF
 taskset -c 0 "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 HA_PID=$!
 PIDS+=($HA_PID)
-# HAProxy reserves two descriptors per connection: 10,000 idle clients need
-# more than this machine's 20,000 per process, so its idle column is skipped.
-bench_one "HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')" "$HP" "$HA_PID" " "
-kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
 
-# ---- nginx ---------------------------------------------------------------------------------
 NP=$(free_port)
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx.conf" <<EOF
@@ -208,14 +182,135 @@ EOF
 taskset -c 0 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx.log" 2>&1 &
 NG_PID=$!
 PIDS+=($NG_PID)
-wait_port "$NP"
+
+wait_port "$CP"; wait_port "$HP"; wait_port "$NP"
 NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
-bench_one "nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')" "$NP" "$NG_WORKER" "$NG_PID $NG_WORKER"
-kill "$NG_PID"; wait "$NG_PID" 2>/dev/null || true
+HA_NAME="HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')"
+NG_NAME="nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')"
+
+# name|port|pid whose CPU is counted|pids whose RSS adds up ("" skips the idle column)
+ROUTERS=(
+    "cutover serve|$CP|$SERVE_PID|$SERVE_PID"
+    "$HA_NAME|$HP|$HA_PID|"
+    "$NG_NAME|$NP|$NG_WORKER|$NG_PID $NG_WORKER"
+)
+
+declare -A SHARE
+for r in "${ROUTERS[@]}"; do
+    IFS='|' read -r name port _ _ <<<"$r"
+    SHARE[$name]=$(split "$port")
+    echo "$name: green ${SHARE[$name]}% of 2,000 GETs" >&2
+done
+
+ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors
+: >"$ROWS"
+to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> ms
+    $PY -c 'import sys
+v = sys.argv[1]
+for suf, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+    if v.endswith(suf):
+        print(float(v[: -len(suf)]) * f); break
+else:
+    print("nan")' "$1"
+}
+wrk_one() { # layout round name port pid
+    local layout=$1 round=$2 name=$3 port=$4 pid=$5 out t0 t1
+    t0=$(cpu_ticks "$pid")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
+    t1=$(cpu_ticks "$pid")
+    local rps p99 reqs errs cpu="-"
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
+    [[ -n $pid ]] && cpu=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
+        "${errs:-none}" >>"$ROWS"
+    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req" >&2
+}
+
+for layout in $LAYOUTS; do
+    case $layout in
+        client-bound) upstreams_on 1 ;;
+        router-bound) upstreams_on 0 ;;
+        *) echo "bench/serve.sh: unknown layout $layout" >&2; exit 1 ;;
+    esac
+    sleep 0.5
+    for round in $(seq "$REPEAT"); do
+        [[ $layout == client-bound ]] && wrk_one "$layout" "$round" "direct to blue (no router)" "$BLUE" ""
+        for r in "${ROUTERS[@]}"; do
+            IFS='|' read -r name port pid _ <<<"$r"
+            wrk_one "$layout" "$round" "$name" "$port" "$pid"
+        done
+    done
+done
+upstreams_on 1
+
+declare -A IDLE_RSS
+if [[ $IDLE -gt 0 ]]; then
+    for r in "${ROUTERS[@]}"; do
+        IFS='|' read -r name port _ rss_pids <<<"$r"
+        [[ -n ${rss_pids// /} ]] || continue
+        # shellcheck disable=SC2086
+        j=$(taskset -c 1 "$PY" "$ROOT/bench/idle_conns.py" "$port" "$IDLE" $rss_pids) || j=""
+        IDLE_RSS[$name]=$("$PY" -c 'import json, sys
+d = json.loads(sys.argv[1]) if sys.argv[1] else None
+print("-" if not d else "%.1f MB (%d open)" % (sum(d["rss_idle_kb"]) / 1024, d["open"]))' "$j")
+    done
+fi
+
+SHARES=""
+for r in "${ROUTERS[@]}"; do
+    IFS='|' read -r name _ _ _ <<<"$r"
+    SHARES+="$name=${SHARE[$name]};${IDLE_RSS[$name]:--}|"
+done
 
 echo
-echo "wrk -t1 -c$CONNS -d${DUR}s --latency, GET / (24-byte body), router on core 0, wrk + upstreams on core 1"
+echo "wrk -t1 -c$CONNS -d${DUR}s --latency, GET / (24-byte body), $REPEAT rounds per layout; routers on core 0"
 echo
-echo "| router | green share (2,000 GETs) | req/s | p50 | p90 | p99 | router CPU us/req | RSS with $IDLE idle conns | errors |"
-echo "|---|---|---|---|---|---|---|---|---|"
-printf '%s\n' "${RESULTS[@]}"
+$PY - "$ROWS" "$SHARES" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+extra = {}
+for item in sys.argv[2].split("|"):
+    if item:
+        name, rest = item.split("=", 1)
+        share, rss = rest.split(";", 1)
+        extra[name] = (share, rss)
+layouts = []
+for r in rows:
+    if r[0] not in layouts:
+        layouts.append(r[0])
+for lay in layouts:
+    where = ("router alone on core 0; wrk + upstreams on core 1" if lay == "client-bound"
+             else "router + upstreams on core 0; wrk alone on core 1")
+    print(f"### {lay} ({where})\n")
+    print("| router | green share | req/s (median) | req/s (rounds) | p99 (median) | p99 (rounds) "
+          "| router CPU us/req (median) | idle RSS | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    names = []
+    for r in rows:
+        if r[0] == lay and r[2] not in names:
+            names.append(r[2])
+    med = {}
+    for n in names:
+        rs = [r for r in rows if r[0] == lay and r[2] == n]
+        rps = [float(r[3]) for r in rs]
+        p99 = [float(r[4]) for r in rs]
+        cpu = [float(r[5]) for r in rs if r[5] != "-"]
+        med[n] = (statistics.median(rps), statistics.median(p99))
+        share, rss = extra.get(n, ("-", "-"))
+        errs = "; ".join(sorted({r[6] for r in rs}))
+        print(f"| {n} | {share} | {med[n][0]:,.0f} | {' / '.join(f'{x:,.0f}' for x in rps)} "
+              f"| {med[n][1]:.2f} ms | {' / '.join(f'{x:.2f}' for x in p99)} "
+              f"| {statistics.median(cpu) if cpu else '-'} | {rss if lay == layouts[0] else '-'} | {errs} |")
+    cut = med.get("cutover serve")
+    if cut:
+        print()
+        for n in names:
+            if n in ("cutover serve",) or n.startswith("direct"):
+                continue
+            print(f"- cutover / {n}: req/s **{cut[0] / med[n][0]:.2f}x**, "
+                  f"p99 {cut[1]:.2f} vs {med[n][1]:.2f} ms")
+    print()
+EOF

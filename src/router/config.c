@@ -296,6 +296,7 @@ static void defaults(router_config *c)
     c->connect_timeout_ms = 2000;
     c->response_timeout_ms = 30000;
     c->drain_timeout_ms = 10000;
+    c->tunnel_timeout_ms = 3600000;
     c->horizon_s = 900;
     for (int i = 0; i < 2; i++) {
         router_pool_conf *pc = &c->pools[i];
@@ -447,9 +448,11 @@ static int parse_root(pctx *p, const conf_node *root)
             TRY(get_size(p, w, 4, 10000, &c->max_headers));
     }
     if ((v = conf_get(root, "timeouts"))) {
-        static const char *const tk[] = {"header", "body", "idle", "connect", "response", "drain"};
-        uint64_t *dst[] = {&c->header_timeout_ms,  &c->body_timeout_ms,     &c->idle_timeout_ms,
-                           &c->connect_timeout_ms, &c->response_timeout_ms, &c->drain_timeout_ms};
+        static const char *const tk[] = {"header",   "body",  "idle",  "connect",
+                                         "response", "drain", "tunnel"};
+        uint64_t *dst[] = {&c->header_timeout_ms,   &c->body_timeout_ms,  &c->idle_timeout_ms,
+                           &c->connect_timeout_ms,  &c->response_timeout_ms,
+                           &c->drain_timeout_ms,    &c->tunnel_timeout_ms};
         TRY(need_map(p, v, "timeouts"));
         conf_check_keys(v, tk, CU_ARRAY_LEN(tk), "timeouts");
         for (size_t i = 0; i < CU_ARRAY_LEN(tk); i++)

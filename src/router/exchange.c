@@ -165,9 +165,14 @@ static void u_on_close(net_stream *s)
 {
     rt_uconn *u = net_stream_user(s);
     idle_unlink(u);
-    if (u->c) {
-        u->c->u = NULL;
+    rt_cconn *c = u->c;
+    if (c) {
+        c->u = NULL;
         u->c = NULL;
+        if (c->up == UP_TUNNEL) { /* a tunnel without its upstream is over */
+            c->up = UP_NONE;
+            rt_cconn_end(c);
+        }
     }
     uconn_free(u);
 }
@@ -313,7 +318,12 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool no_body = c->head_req || st == 204 || st == 304;
-    if (no_body) {
+    size_t ul;
+    const char *upg = st == 101 ? rt_head_find(h, "upgrade", &ul) : NULL;
+    if (upg) {
+        cu_buf_appends(bp, "Connection: upgrade\r\n");
+        rt_put_header(bp, "Upgrade", 7, upg, ul);
+    } else if (no_body) {
         if (has_cl && c->head_req)
             put_content_length(bp, p->content_length);
     } else if (has_cl && !chunked) {
@@ -336,7 +346,9 @@ static void write_head(rt_cconn *c, rt_uconn *u, llhttp_t *p)
     if (cl)
         rt_put_header(bp, cfg->color_header, cl, router_color_name(c->color),
                       strlen(router_color_name(c->color)));
-    if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
+    if (upg)
+        ;
+    else if (c->close_after || !c->keep_alive || c->r->draining || c->upgrade)
         cu_buf_appends(bp, "Connection: close\r\n");
     else if (c->minor == 0)
         cu_buf_appends(bp, "Connection: keep-alive\r\n");
@@ -352,9 +364,18 @@ static int r_headers_complete(llhttp_t *p)
     if (u->h.open)
         rt_head_value_done(&u->h);
     int st = p->status_code;
+    size_t vl;
+    if (st == 101) {
+        /* switching protocols: only as the answer to an Upgrade we passed on */
+        if (!c->tunnel_ok || !p->upgrade || !rt_head_find(&u->h, "upgrade", &vl))
+            return HPE_USER;
+        c->status = st;
+        c->up = UP_RESP;
+        u->switched = true;
+        write_head(c, u, p);
+        return 0;
+    }
     if (st < 200) {
-        if (st == 101)
-            return HPE_USER; /* we never forward Upgrade, so this is a broken peer */
         u->interim = true;
         return 0;
     }
@@ -438,11 +459,27 @@ static void u_on_read(net_stream *s, const char *data, size_t len)
         rt_uconn_close(u); /* bytes on an idle connection: it is not reusable */
         return;
     }
+    if (c->up == UP_TUNNEL) {
+        rt_cwrite(c, data, len); /* pauses u while the client's queue is full */
+        rt_arm(c, T_TUNNEL, c->r->gen->cfg.tunnel_timeout_ms);
+        return;
+    }
     u->got_bytes = true;
     if (c->tkind == T_RESPONSE)
         rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
     c->cbatch = true;
     enum llhttp_errno e = llhttp_execute(&u->ll, data, len);
+    if (u->switched && !u->closing && u->c == c &&
+        (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)) {
+        /* the 101 head is out (batched in cout); what follows it is the
+         * new protocol's */
+        const char *pos = llhttp_get_error_pos(&u->ll);
+        if (pos && pos >= data && pos < data + len)
+            rt_cwrite(c, pos, (size_t)(data + len - pos));
+        rt_cflush(c);
+        rt_tunnel_begin(c);
+        return;
+    }
     rt_cflush(c);
     if (u->closing || u->c != c)
         return; /* retried or torn down from a callback */
@@ -468,6 +505,14 @@ static void u_on_end(net_stream *s, int status)
         rt_uconn_close(u);
         return;
     }
+    if (c->up == UP_TUNNEL) {
+        /* the upstream ended the tunnel: what it sent goes out, then the client closes */
+        detach(c);
+        rt_uconn_close(u);
+        c->up = UP_NONE;
+        rt_cconn_end(c);
+        return;
+    }
     if (status == UV_EOF && c->up == UP_RESP) {
         enum llhttp_errno e = llhttp_finish(&u->ll);
         if (u->msg_done && (e == HPE_OK || e == HPE_PAUSED)) {
@@ -483,7 +528,7 @@ static void bind_conn(rt_cconn *c, rt_uconn *u)
 {
     c->u = u;
     u->c = c;
-    u->got_bytes = u->interim = u->msg_done = false;
+    u->got_bytes = u->interim = u->msg_done = u->switched = false;
     llhttp_init(&u->ll, HTTP_RESPONSE, &resp_settings);
     u->ll.data = u;
     rt_head_reset(&u->h);
@@ -651,6 +696,38 @@ void rt_exchange_abort(rt_cconn *c)
         rt_uconn_close(u);
     }
     c->up = UP_NONE;
+}
+
+/* ---- tunnels ---------------------------------------------------------------------------------- */
+void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n)
+{
+    rt_uconn *u = c->u;
+    if (!u || !u->s || u->closing)
+        return;
+    net_write(u->s, p, n);
+    rt_arm(c, T_TUNNEL, c->r->gen->cfg.tunnel_timeout_ms);
+    if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+        c->bp_paused = true; /* u_on_drain resumes the client */
+        rt_client_read_update(c);
+    }
+}
+
+/* The client ended the tunnel: what it sent still reaches the upstream
+ * (net_stream_end flushes, then closes), and the client side closes. */
+void rt_tunnel_client_end(rt_cconn *c)
+{
+    rt_uconn *u = c->u;
+    if (u) {
+        detach(c);
+        idle_unlink(u);
+        if (!u->closing) {
+            u->closing = true;
+            if (u->s)
+                net_stream_end(u->s);
+        }
+    }
+    c->up = UP_NONE;
+    rt_cconn_close(c);
 }
 
 void rt_exchange_client_drained(rt_cconn *c)

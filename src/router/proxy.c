@@ -244,7 +244,7 @@ static void on_close(net_stream *s)
     rt_cconn *c = net_stream_user(s);
     c->s = NULL;
     c->closing = true;
-    if (c->active)
+    if (c->active || c->up == UP_TUNNEL)
         rt_exchange_abort(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -255,7 +255,7 @@ void rt_cconn_close(rt_cconn *c)
 {
     if (!c->s)
         return;
-    if (c->active)
+    if (c->active || c->up == UP_TUNNEL)
         rt_exchange_abort(c);
     c->closing = true;
     net_stream_close(c->s); /* idempotent; on_close closes the timer */
@@ -263,11 +263,11 @@ void rt_cconn_close(rt_cconn *c)
 
 /* Graceful end: what is queued goes out first; a peer that does not read
  * is cut after the linger timer. */
-static void cconn_end(rt_cconn *c)
+void rt_cconn_end(rt_cconn *c)
 {
     if (c->closing)
         return;
-    if (c->active)
+    if (c->active || c->up == UP_TUNNEL)
         rt_exchange_abort(c);
     c->closing = true;
     net_stream_end(c->s);
@@ -307,7 +307,7 @@ void rt_send_error(rt_cconn *c, int status, bool close)
     if (c->active)
         rt_finish(c, false);
     else
-        cconn_end(c);
+        rt_cconn_end(c);
 }
 
 /* ---- the end of an exchange ---------------------------------------------------------------- */
@@ -377,7 +377,7 @@ void rt_finish(rt_cconn *c, bool record)
         return;
     }
     if (c->close_after || !c->keep_alive || r->draining || c->upgrade || c->rq != RQ_DONE) {
-        cconn_end(c);
+        rt_cconn_end(c);
         return;
     }
     c->rq = RQ_IDLE;
@@ -388,6 +388,31 @@ void rt_finish(rt_cconn *c, bool record)
     /* Parse what is pipelined from the loop, not from inside the caller
      * (which may be the upstream parser's callback). */
     rt_arm(c, T_RESUME, 0);
+}
+
+void rt_tunnel_begin(rt_cconn *c)
+{
+    router *r = c->r;
+    uint64_t now = cu_now_ns();
+    double ms = (double)(now - c->t0_ns) / 1e6;
+    rt_stats_record(&r->stats, c->color, c->status, ms, c->bytes_in, c->bytes_out, now);
+    access_log(c, ms);
+    c->active = false;
+    if (c->gen) {
+        rt_gen_unref(c->gen);
+        c->gen = NULL;
+    }
+    c->up = UP_TUNNEL;
+    c->bp_paused = false;
+    cu_buf_reset(&c->pend);
+    rt_arm(c, T_TUNNEL, r->gen->cfg.tunnel_timeout_ms);
+    if (c->cin.len) { /* what the client sent after its request, before the 101 */
+        cu_buf tmp = c->cin;
+        c->cin = (cu_buf)CU_BUF_INIT;
+        rt_tunnel_client_bytes(c, tmp.data, tmp.len);
+        cu_buf_free(&tmp);
+    }
+    rt_client_read_update(c);
 }
 
 /* ---- llhttp callbacks (requests) ----------------------------------------------------------- */
@@ -545,6 +570,11 @@ static void build_forward(rt_cconn *c)
         cu_buf_appends(b, ", ");
     }
     cu_buf_appends(b, c->minor ? "1.1 cutover\r\n" : "1.0 cutover\r\n");
+    const char *up;
+    if (c->tunnel_ok && (up = rt_head_find(h, "upgrade", &vl))) {
+        cu_buf_appends(b, "Connection: upgrade\r\n");
+        rt_put_header(b, "Upgrade", 7, up, vl);
+    }
     if (c->req_chunked)
         cu_buf_appends(b, "Transfer-Encoding: chunked\r\n");
     else if (c->ll.flags & F_CONTENT_LENGTH) {
@@ -600,6 +630,12 @@ static int on_headers_complete(llhttp_t *p)
     c->minor = p->http_minor;
     c->keep_alive = llhttp_should_keep_alive(p);
     c->upgrade = p->upgrade;
+    /* Upgrade (WebSocket): passed on, and tunnelled after a 101, for an
+     * HTTP/1.1 request without a body; any other Upgrade request is
+     * forwarded without it (and the connection closes after the answer). */
+    c->tunnel_ok = p->upgrade && p->method != HTTP_CONNECT && p->http_minor >= 1 &&
+                   !(p->flags & F_CHUNKED) &&
+                   !((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     c->req_chunked = (p->flags & F_CHUNKED) != 0;
     c->head_req = p->method == HTTP_HEAD;
     c->idempotent = p->method == HTTP_GET || p->method == HTTP_HEAD ||
@@ -666,7 +702,7 @@ static int on_message_complete(llhttp_t *p)
     rt_cconn *c = C(p);
     if (c->lingering) {
         c->rq = RQ_DONE;
-        cconn_end(c); /* the answer is out (or queued); the body is read */
+        rt_cconn_end(c); /* the answer is out (or queued); the body is read */
         return HPE_USER;
     }
     if (c->active && !c->discard_body && c->req_chunked)
@@ -729,6 +765,10 @@ static void on_read(net_stream *s, const char *data, size_t len)
     rt_cconn *c = net_stream_user(s);
     if (c->closing)
         return;
+    if (c->up == UP_TUNNEL) {
+        rt_tunnel_client_bytes(c, data, len);
+        return;
+    }
     if (c->rq == RQ_DONE || c->tkind == T_RESUME) {
         cu_buf_append(&c->cin, data, len);
         rt_client_read_update(c);
@@ -761,6 +801,10 @@ static void on_end(net_stream *s, int status)
      * would hold the upstream connection until a timeout. */
     if (c->closing)
         return;
+    if (c->up == UP_TUNNEL) {
+        rt_tunnel_client_end(c);
+        return;
+    }
     if (c->active && c->resp_started && c->status) {
         /* the upstream did answer: that answer counts for its colour */
         uint64_t now = cu_now_ns();
@@ -790,6 +834,7 @@ static void on_timer(uv_timer_t *t)
             rt_cconn_close(c);
         break;
     case T_IDLE:
+    case T_TUNNEL:
         rt_cconn_close(c);
         break;
     case T_HEADER:
@@ -861,7 +906,8 @@ void rt_proxy_drain(router *r)
 void rt_proxy_describe(router *r, int max)
 {
     static const char *const RQ[] = {"idle", "head", "body", "done"};
-    static const char *const UP[] = {"none", "wait", "connect", "sent", "response"};
+    static const char *const UP[] = {"none", "wait", "connect", "sent", "response", "tunnel"};
+    _Static_assert(CU_ARRAY_LEN(UP) == UP_TUNNEL + 1, "a name for every upstream state");
     int k = 0;
     for (rt_cconn *c = r->conns; c && k < max; c = c->next, k++)
         cu_warn("router:   %s: request %s, upstream %s%s%s%s; %zu bytes queued to the client, "

@@ -43,13 +43,17 @@ struct rt_uconn {
     uint64_t idle_since_ns;
     uint64_t uses;                 /* requests sent before the current one */
     bool connected, idle, closing, paused, got_bytes, interim, msg_done;
+    bool switched;                 /* answered 101: a tunnel from the next byte */
     llhttp_t ll;
     rt_head h;                     /* the response head */
 };
 
 enum { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
-enum { UP_NONE, UP_WAIT, UP_CONNECT, UP_SENT, UP_RESP };
-enum { T_NONE, T_RESUME, T_IDLE, T_HEADER, T_BODY, T_CONNECT, T_RESPONSE, T_LINGER };
+/* UP_TUNNEL: the upstream answered 101 to an Upgrade request; from then on
+ * bytes are relayed both ways unparsed until either side ends or the
+ * connection is silent for timeouts.tunnel. */
+enum { UP_NONE, UP_WAIT, UP_CONNECT, UP_SENT, UP_RESP, UP_TUNNEL };
+enum { T_NONE, T_RESUME, T_IDLE, T_HEADER, T_BODY, T_CONNECT, T_RESPONSE, T_LINGER, T_TUNNEL };
 
 struct rt_cconn {
     router *r;
@@ -81,6 +85,7 @@ struct rt_cconn {
     int method;
     uint8_t minor;
     bool keep_alive, req_chunked, idempotent, head_req, upgrade;
+    bool tunnel_ok;                /* an Upgrade request that may become a tunnel */
     cu_buf fwd;                    /* the request head for upstreams */
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
@@ -119,6 +124,11 @@ void rt_send_error(rt_cconn *c, int status, bool close);
  * access log, then the next request or the end of the connection. */
 void rt_finish(rt_cconn *c, bool record);
 void rt_cconn_close(rt_cconn *c);
+/* Graceful close: queued bytes go out first (bounded by the linger timer). */
+void rt_cconn_end(rt_cconn *c);
+/* The upstream switched protocols: the exchange is measured and logged as
+ * a 101, and the connection becomes a tunnel (c->up == UP_TUNNEL). */
+void rt_tunnel_begin(rt_cconn *c);
 bool rt_hop_by_hop(const rt_head *h, const char *name, size_t len, bool request);
 const char *rt_head_find(const rt_head *h, const char *name, size_t *vlen);
 void rt_head_reset(rt_head *h);
@@ -138,6 +148,9 @@ void rt_uflush(rt_cconn *c);
 /* The client went away or the exchange is abandoned: releases upstream
  * resources (the upstream connection closes if mid-exchange). */
 void rt_exchange_abort(rt_cconn *c);
+/* Tunnel bytes from the client, and the client's end of a tunnel. */
+void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n);
+void rt_tunnel_client_end(rt_cconn *c);
 /* The client's write queue drained: resume reading the upstream. */
 void rt_exchange_client_drained(rt_cconn *c);
 /* The connection timer fired for T_CONNECT or T_RESPONSE. */

@@ -86,6 +86,7 @@ typedef struct router_config {
     size_t max_header_bytes, max_headers;
     uint64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms;
     uint64_t connect_timeout_ms, response_timeout_ms, drain_timeout_ms;
+    uint64_t tunnel_timeout_ms;    /* an upgraded (WebSocket) connection's longest silence */
     uint64_t horizon_s;            /* seconds of 1 s buckets kept */
     char *access_log;              /* JSON lines file or NULL */
     /* Owned by the rollout controller: parsed, not interpreted (NULL if absent). */
