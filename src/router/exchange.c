@@ -161,10 +161,60 @@ static void u_on_drain(net_stream *s);
 static void u_on_close(net_stream *s);
 const net_stream_cbs rt_uconn_cbs = {u_on_connect, u_on_read, u_on_end, u_on_drain, u_on_close};
 
+static void ending_unlink(rt_uconn *u)
+{
+    if (!u->ending)
+        return;
+    router *r = u->gen->r;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        r->ending = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+    u->ending = false;
+}
+
+void rt_uconn_end(rt_uconn *u)
+{
+    idle_unlink(u);
+    if (u->c) {
+        u->c->u = NULL;
+        u->c = NULL;
+    }
+    if (u->closing)
+        return;
+    if (!u->s) {
+        rt_uconn_close(u); /* still resolving */
+        return;
+    }
+    u->closing = true;
+    router *r = u->gen->r;
+    u->ending = true;
+    u->end_by_ns = cu_now_ns() + (uint64_t)RT_LINGER_MS * 1000000ULL;
+    u->prev = NULL;
+    u->next = r->ending;
+    if (r->ending)
+        r->ending->prev = u;
+    r->ending = u;
+    net_stream_end(u->s);
+}
+
+void rt_uconn_sweep_ending(router *r, uint64_t now_ns, bool all)
+{
+    for (rt_uconn *u = r->ending; u; u = u->next)
+        if (!u->cut && (all || now_ns >= u->end_by_ns)) {
+            u->cut = true;
+            net_stream_close(u->s); /* on_close unlinks it, later */
+        }
+}
+
 static void u_on_close(net_stream *s)
 {
     rt_uconn *u = net_stream_user(s);
     idle_unlink(u);
+    ending_unlink(u);
     rt_cconn *c = u->c;
     if (c) {
         c->u = NULL;
@@ -372,8 +422,9 @@ static int r_headers_complete(llhttp_t *p)
         c->status = st;
         c->up = UP_RESP;
         u->switched = true;
+        rt_server_passive(c->srv, false);
         write_head(c, u, p);
-        return 0;
+        return 1; /* no body, whatever the head says: the next byte is the new protocol's */
     }
     if (st < 200) {
         u->interim = true;
@@ -712,22 +763,18 @@ void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n)
     }
 }
 
-/* The client ended the tunnel: what it sent still reaches the upstream
- * (net_stream_end flushes, then closes), and the client side closes. */
+/* The client ended the tunnel: what it sent still reaches the upstream,
+ * and what the upstream sent still reaches the client, each within the
+ * linger time; then both close. */
 void rt_tunnel_client_end(rt_cconn *c)
 {
     rt_uconn *u = c->u;
     if (u) {
         detach(c);
-        idle_unlink(u);
-        if (!u->closing) {
-            u->closing = true;
-            if (u->s)
-                net_stream_end(u->s);
-        }
+        rt_uconn_end(u);
     }
     c->up = UP_NONE;
-    rt_cconn_close(c);
+    rt_cconn_end(c); /* what is queued to the client still goes (a half-closed client reads it) */
 }
 
 void rt_exchange_client_drained(rt_cconn *c)

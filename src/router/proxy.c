@@ -14,7 +14,6 @@
 
 #include "router/proxy.h"
 
-#define LINGER_MS 5000 /* the most a closing connection may take */
 
 static void on_read(net_stream *s, const char *data, size_t len);
 static void on_end(net_stream *s, int status);
@@ -98,23 +97,30 @@ static bool name_is(const char *name, size_t len, const char *want)
     return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
+/* Whether the comma-separated list v (n bytes) has the token want (wl bytes). */
+static bool list_has_token(const char *v, size_t n, const char *want, size_t wl)
+{
+    const char *end = v + n;
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *t = v;
+        while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        if ((size_t)(v - t) == wl && strncasecmp(t, want, wl) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Whether `name` is listed as a token in any Connection header of h. */
 static bool connection_token(const rt_head *h, const char *name, size_t len)
 {
     for (size_t i = 0; i < h->nsp; i++) {
         const rt_span *sp = &h->sp[i];
-        if (!name_is(h->raw.data + sp->no, sp->nl, "connection"))
-            continue;
-        const char *v = h->raw.data + sp->vo, *end = v + sp->vl;
-        while (v < end) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *t = v;
-            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
-                v++;
-            if ((size_t)(v - t) == len && strncasecmp(t, name, len) == 0)
-                return true;
-        }
+        if (name_is(h->raw.data + sp->no, sp->nl, "connection") &&
+            list_has_token(h->raw.data + sp->vo, sp->vl, name, len))
+            return true;
     }
     return false;
 }
@@ -271,7 +277,7 @@ void rt_cconn_end(rt_cconn *c)
         rt_exchange_abort(c);
     c->closing = true;
     net_stream_end(c->s);
-    rt_arm(c, T_LINGER, LINGER_MS);
+    rt_arm(c, T_LINGER, RT_LINGER_MS);
 }
 
 /* ---- local answers -------------------------------------------------------------------- */
@@ -372,7 +378,7 @@ void rt_finish(rt_cconn *c, bool record)
          * so the client is not reset before it reads the answer. */
         c->lingering = true;
         c->close_after = true;
-        rt_arm(c, T_LINGER, LINGER_MS);
+        rt_arm(c, T_LINGER, RT_LINGER_MS);
         rt_client_read_update(c);
         return;
     }
@@ -633,9 +639,12 @@ static int on_headers_complete(llhttp_t *p)
     /* Upgrade (WebSocket): passed on, and tunnelled after a 101, for an
      * HTTP/1.1 request without a body; any other Upgrade request is
      * forwarded without it (and the connection closes after the answer). */
+    size_t ul;
+    const char *uv = rt_head_find(&c->h, "upgrade", &ul);
     c->tunnel_ok = p->upgrade && p->method != HTTP_CONNECT && p->http_minor >= 1 &&
                    !(p->flags & F_CHUNKED) &&
-                   !((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+                   !((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) && uv &&
+                   list_has_token(uv, ul, "websocket", 9);
     c->req_chunked = (p->flags & F_CHUNKED) != 0;
     c->head_req = p->method == HTTP_HEAD;
     c->idempotent = p->method == HTTP_GET || p->method == HTTP_HEAD ||

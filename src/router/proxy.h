@@ -21,6 +21,7 @@
 #define RT_HIGH (256 * 1024)       /* write queue / pending bytes before pausing */
 #define RT_REPLAY_MAX (64 * 1024)  /* request bytes kept for a retry */
 #define RT_CIN_MAX (64 * 1024)     /* pipelined bytes read ahead of the exchange */
+#define RT_LINGER_MS 5000          /* the most a closing connection may take */
 
 typedef struct rt_span {
     uint32_t no, nl, vo, vl;
@@ -44,6 +45,8 @@ struct rt_uconn {
     uint64_t uses;                 /* requests sent before the current one */
     bool connected, idle, closing, paused, got_bytes, interim, msg_done;
     bool switched;                 /* answered 101: a tunnel from the next byte */
+    bool ending, cut;              /* on the router's `ending` list; force-closed */
+    uint64_t end_by_ns;            /* ending: cut at this time */
     llhttp_t ll;
     rt_head h;                     /* the response head */
 };
@@ -156,5 +159,8 @@ void rt_exchange_client_drained(rt_cconn *c);
 /* The connection timer fired for T_CONNECT or T_RESPONSE. */
 void rt_exchange_timeout(rt_cconn *c);
 void rt_uconn_close(rt_uconn *u);
+/* Closes after what is queued has been written, within RT_LINGER_MS (the
+ * router's tick cuts it after that). */
+void rt_uconn_end(rt_uconn *u);
 
 #endif

@@ -41,7 +41,9 @@ void rt_update_effective(router *r)
 static void on_tick(uv_timer_t *t)
 {
     router *r = t->data;
-    rt_gen_sweep(r->gen, cu_now_ns());
+    uint64_t now = cu_now_ns();
+    rt_gen_sweep(r->gen, now);
+    rt_uconn_sweep_ending(r, now, false);
     rt_update_effective(r);
     if (r->access_log)
         fflush(r->access_log);
@@ -277,6 +279,7 @@ static void on_drain_deadline(uv_timer_t *t)
         rt_proxy_describe(r, 10);
     }
     rt_proxy_close_all(r);
+    rt_uconn_sweep_ending(r, 0, true);
 }
 
 void router_drain(router *r, uint64_t deadline_ms, void (*done)(void *arg), void *arg)
@@ -318,7 +321,8 @@ void router_free(router *r)
         uv_close((uv_handle_t *)&r->drain_timer, on_closed_free);
     /* Connections close asynchronously and reach back into the router;
      * run the loop until they are gone before freeing what they use. */
-    while (r->nconns)
+    rt_uconn_sweep_ending(r, 0, true);
+    while (r->nconns || r->ending)
         uv_run(r->loop, UV_RUN_ONCE);
     rt_gen_retire(r->gen);
     rt_gen_unref(r->gen);

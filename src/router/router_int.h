@@ -153,6 +153,9 @@ void rt_proxy_drain(router *r);
 void rt_proxy_describe(router *r, int max);
 /* Closes every client connection now. */
 void rt_proxy_close_all(router *r);
+/* Cuts the upstream connections still flushing after their end: those past
+ * their deadline, or all of them. */
+void rt_uconn_sweep_ending(router *r, uint64_t now_ns, bool all);
 /* The upstream connection's callbacks (proxy.c owns the exchange logic). */
 extern const net_stream_cbs rt_uconn_cbs;
 
@@ -183,6 +186,7 @@ struct router {
     uv_timer_t tick;                /* 1 s: sweep, health effects, log flush */
     rt_cconn *conns;                /* client connections */
     size_t nconns;
+    rt_uconn *ending;               /* upstream connections flushing before they close */
     uint64_t next_id;
     FILE *access_log;
     bool draining;

@@ -53,9 +53,18 @@ class TunnelUpstream:
                 body = self.color.encode()
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
                 return
+            framing = b"Content-Length: 100\r\n" if b" /cl101" in first else b""
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\nhello:"
-                      + self.color.encode() + b"\n")
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n" + framing +
+                      b"\r\nhello:" + self.color.encode() + b"\n")
+            if b" /deaf" in first:           # never reads again; waits to be cut
+                c.settimeout(30)
+                try:
+                    while c.recv(1, socket.MSG_PEEK):
+                        time.sleep(0.1)   # data waits unread; recv(PEEK) sees it, never EOF
+                except OSError:
+                    pass
+                return
             if b" /big" in first:
                 n = int(first.split(b"size=")[1].split(b" ")[0])
                 chunk = bytes(range(256)) * 256
@@ -274,4 +283,67 @@ def test_sigterm_cuts_open_tunnels_at_the_drain_deadline(setup):
     assert time.time() - t0 < 4
     s.settimeout(2)
     assert s.recv(10) == b""
+    s.close()
+
+
+def router_sockets(r):
+    import os
+    n = 0
+    for fd in os.listdir(f"/proc/{r.proc.pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{r.proc.pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_client_end_with_bytes_stuck_to_a_deaf_upstream(setup):
+    """The client ends while megabytes wait for an upstream that stopped
+    reading: the upstream connection is cut after the linger time (5 s),
+    not kept forever, and SIGTERM still exits at once."""
+    r, _, _ = setup
+    base = router_sockets(r)
+    s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
+    s.sendall(UPGRADE.replace(b"/chat", b"/deaf"))
+    read_until(s, b"hello:blue\n")
+    s.settimeout(0.5)
+    try:
+        s.sendall(b"x" * (4 << 20))   # more than the kernel buffers hold
+    except socket.timeout:
+        pass
+    s.close()
+    assert wait_for(lambda: router_sockets(r) == base + 1, timeout=3), "client side not closed"
+    assert wait_for(lambda: router_sockets(r) == base, timeout=9), "upstream never cut"
+    t0 = time.time()
+    assert r.stop() == 0, r.log()
+    assert time.time() - t0 < 3
+
+
+def test_101_with_body_framing_is_still_a_tunnel(setup):
+    r, _, _ = setup
+    s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
+    s.sendall(UPGRADE.replace(b"/chat", b"/cl101"))
+    buf = read_until(s, b"hello:blue\n")
+    assert b"content-length" not in buf.lower()
+    s.sendall(b"ping")
+    assert read_until(s, b"ping").endswith(b"ping")
+    s.close()
+
+
+def test_only_websocket_is_tunnelled(setup):
+    """Upgrade: h2c (or any other protocol) is not passed on: an upstream
+    that would switch could then be sent requests the router never sees."""
+    r, blue, _ = setup
+    s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+              b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"blue"), out
+    assert "upgrade:" not in blue.heads[-1].lower()
     s.close()
