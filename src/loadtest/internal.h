@@ -20,6 +20,27 @@ typedef struct lt_run lt_run_t;
 typedef struct lt_worker lt_worker;
 typedef struct lt_vu lt_vu;
 
+/* A virtual user's cookie jar (cookie.c): RFC 6265 scoping by domain
+ * (host-only or Domain), path and Secure, as tough-cookie (Artillery's jar). */
+typedef struct lt_cookie {
+    char *name, *value, *domain, *path;
+    bool host_only, secure;
+    uint64_t seq;                /* creation order */
+} lt_cookie;
+typedef struct lt_jar {
+    lt_cookie *c;
+    size_t n, cap;
+    uint64_t seq;
+} lt_jar;
+/* Stores one Set-Cookie value (n bytes) received from the absolute `url`;
+ * an expired one removes its match; one for a domain the URL's host is not
+ * in is ignored. Returns -1 when it cannot be parsed (no name=value). */
+int lt_jar_set(lt_jar *j, const char *set_cookie, size_t n, const char *url);
+/* Appends the Cookie header value for `url` to out (nothing when none match). */
+void lt_jar_header(const lt_jar *j, const char *url, cu_buf *out);
+void lt_jar_reset(lt_jar *j);
+void lt_jar_free(lt_jar *j);
+
 /* Hot-path metric handles for the current window of one worker. */
 typedef struct lt_hot {
     int64_t period;

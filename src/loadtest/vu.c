@@ -126,8 +126,8 @@ static void vu_end(lt_vu *vu, const char *error)
     if (w->keep_vars && !error && !vu->stopping) /* a before/after flow completed */
         *w->keep_vars = json_incref(vu->vars);
     json_decref(vu->vars);
-    json_decref(vu->cookies);
-    vu->vars = vu->cookies = NULL;
+    lt_jar_reset(&vu->jar);
+    vu->vars = NULL;
     if (vu->prev)
         vu->prev->next = vu->next;
     else
@@ -253,12 +253,14 @@ static void vu_setup(lt_vu *vu, const lt_scenario *sc)
     const lt_script *s = w->run->script;
     vu->sc = sc;
     vu->vars = initial_vars(vu);
-    vu->cookies = json_object();
     for (size_t i = 0; i < s->ndefault_cookies; i++) {
+        /* defaults.cookie: set in the jar for config.target, as Artillery does */
         lt_ctx ctx = {vu->vars, &w->rng};
         cu_buf_reset(&vu->vals);
+        cu_buf_appends(&vu->vals, s->default_cookies[i].name);
+        cu_buf_appendc(&vu->vals, '=');
         lt_tmpl_render(s->default_cookies[i].value, &ctx, &vu->vals);
-        json_object_set_new(vu->cookies, s->default_cookies[i].name, json_string(vu->vals.data));
+        lt_jar_set(&vu->jar, vu->vals.data, vu->vals.len, s->target ? s->target : "");
     }
     vu->ctx.vars = vu->vars;
     vu->ctx.rng = &w->rng;
@@ -317,6 +319,7 @@ static void vu_close_cb(uv_handle_t *h)
     cu_buf_free(&vu->hop_url);
     cu_buf_free(&vu->hop_next);
     cu_buf_free(&vu->inflated);
+    lt_jar_free(&vu->jar);
     free(vu);
 }
 

@@ -133,19 +133,23 @@ static void base64(cu_buf *out, const char *s, size_t n)
     }
 }
 
-/* The jar as a Cookie header: added, or (on a redirect hop) replaced, since
- * the hop's response may have set cookies. The old value stays in vals. */
+static void drop_header(lt_vu *vu, const char *name);
+
+/* The jar's cookies for the hop's URL (vu->hop_url) as a Cookie header:
+ * added, or (on a redirect hop) replaced or removed, since the hop may go
+ * elsewhere and its response may have set cookies. The old value stays in
+ * vals. */
 static void jar_header(lt_vu *vu)
 {
-    if (json_object_size(vu->cookies) == 0)
-        return;
     cu_buf cv = CU_BUF_INIT;
-    const char *k;
-    json_t *v;
-    json_object_foreach(vu->cookies, k, v) {
-        if (cv.len)
-            cu_buf_appends(&cv, "; ");
-        cu_buf_appendf(&cv, "%s=%s", k, json_string_value(v));
+    lt_jar_header(&vu->jar, vu->hop_url.data ? vu->hop_url.data : "", &cv);
+    if (cv.len == 0) {
+        if (vu->cookie_h >= 0) {
+            drop_header(vu, "cookie");
+            vu->cookie_h = -1;
+        }
+        cu_buf_free(&cv);
+        return;
     }
     if (vu->cookie_h >= 0) {
         size_t i = (size_t)vu->cookie_h;
@@ -389,6 +393,11 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
         lt_vu_fail(vu, r, code);
         return false;
     }
+    cu_buf_reset(&vu->hop_url); /* the absolute URL: cookies are scoped by it */
+    if (absolute)
+        cu_buf_appends(&vu->hop_url, absolute);
+    else
+        cu_buf_appendf(&vu->hop_url, "%s%s", s->target, url);
     char err[CU_ERRLEN];
     const char *target = NULL;
     bool wait;
@@ -421,10 +430,12 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
         cu_buf_free(&up);
         cu_buf_free(&enc);
     }
-    for (size_t i = 0; i < r->ncookies; i++) {
+    for (size_t i = 0; i < r->ncookies; i++) { /* set in the jar for this URL, as Artillery does */
         cu_buf v = CU_BUF_INIT;
+        cu_buf_appends(&v, r->cookies[i].name);
+        cu_buf_appendc(&v, '=');
         lt_vu_render(vu, r->cookies[i].value, &v);
-        json_object_set_new(vu->cookies, r->cookies[i].name, json_string(v.data ? v.data : ""));
+        lt_jar_set(&vu->jar, v.data, v.len, vu->hop_url.data);
         cu_buf_free(&v);
     }
     vu->cookie_h = -1;
@@ -464,11 +475,6 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
     case LT_BODY_NONE:
         break;
     }
-    cu_buf_reset(&vu->hop_url);
-    if (absolute)
-        cu_buf_appends(&vu->hop_url, absolute);
-    else
-        cu_buf_appendf(&vu->hop_url, "%s%s", s->target, url);
     vu->method = r->method;
     vu->hops = 0;
     if (wait) {
@@ -532,58 +538,14 @@ static bool run_captures(lt_vu *vu, const lt_request *r, const http_response *re
     return ok;
 }
 
-/* Does a Set-Cookie's attribute list (after the first ';') expire the
- * cookie now: Max-Age <= 0, or Expires in the past? */
-static bool cookie_expired(const char *a, size_t n)
-{
-    while (n) {
-        while (n && (*a == ';' || *a == ' ')) {
-            a++;
-            n--;
-        }
-        size_t len = 0;
-        while (len < n && a[len] != ';')
-            len++;
-        char attr[128];
-        if (len < sizeof attr) {
-            memcpy(attr, a, len);
-            attr[len] = '\0';
-            if (!strncasecmp(attr, "max-age=", 8))
-                return strtol(attr + 8, NULL, 10) <= 0;
-            struct tm tm;
-            memset(&tm, 0, sizeof tm);
-            if (!strncasecmp(attr, "expires=", 8) &&
-                strptime(attr + 8, "%a, %d %b %Y %H:%M:%S", &tm) && timegm(&tm) < time(NULL))
-                return true;
-        }
-        a += len;
-        n -= len;
-    }
-    return false;
-}
-
-/* Set-Cookie into the user's jar (names and values; every cookie goes to
- * every origin the user talks to). An expired cookie is removed. */
+/* Set-Cookie into the user's jar, scoped to the URL that answered. */
 static void store_cookies(lt_vu *vu, const http_response *res)
 {
     for (size_t i = 0; i < res->nheaders; i++) {
         const http_header *h = &res->headers[i];
-        if (!cu_memcaseeq(h->name, h->name_len, "set-cookie"))
-            continue;
-        const char *eq = memchr(h->value, '=', h->value_len);
-        const char *end = memchr(h->value, ';', h->value_len);
-        if (!end)
-            end = h->value + h->value_len;
-        if (!eq || eq > end || eq == h->value) {
+        if (cu_memcaseeq(h->name, h->name_len, "set-cookie") &&
+            lt_jar_set(&vu->jar, h->value, h->value_len, vu->hop_url.data ? vu->hop_url.data : "") < 0)
             lt_vu_count_error(vu, NULL, "cookie_parse_error_invalid_cookie", cu_wall_ms());
-            continue;
-        }
-        char *name = cu_strndup(h->value, (size_t)(eq - h->value));
-        if (cookie_expired(end, (size_t)(h->value + h->value_len - end)))
-            json_object_del(vu->cookies, name);
-        else
-            json_object_set_new(vu->cookies, name, json_stringn(eq + 1, (size_t)(end - eq - 1)));
-        free(name);
     }
 }
 

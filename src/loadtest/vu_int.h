@@ -26,7 +26,7 @@ struct lt_vu {
     lt_vu *next, *prev;     /* live list, or free list (next only) */
     const lt_scenario *sc;
     json_t *vars;
-    json_t *cookies;        /* name -> value */
+    lt_jar jar;             /* cookies (cookie.c) */
     lt_ctx ctx;
     http_client *client;    /* to the target's origin */
     http_client *other;     /* to the last other origin used */

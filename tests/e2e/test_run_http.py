@@ -50,6 +50,33 @@ def test_cookie_jar_per_user_defaults_and_request_cookies(tmp_path, upstream):
     assert c["vusers.completed"] == 3
 
 
+def test_cookies_are_scoped_to_their_host_and_path(tmp_path, upstream):
+    """RFC 6265 scoping, as Artillery's jar (tough-cookie): a cookie set by
+    the target is not sent to another host, neither on a request there nor
+    on a redirect hop there; a Path cookie only under its path."""
+    other = start_upstream(tmp_path, "--listen", "127.0.0.2:0", name="other")
+    try:
+        o = f"http://127.0.0.2:{other.port}"
+        s = script(tmp_path, upstream.url, f"""      - get: {{url: "/cookies/set?session=s1"}}
+      - get: {{url: "{o}/cookies", cookie: {{mine: o1}}, capture: {{json: "$.cookie", as: at_other}}}}
+      - get: {{url: "/redirect-to?url={o}/cookies", capture: {{json: "$.cookie", as: via_redirect}}}}
+      - get: {{url: /cookies, capture: {{json: "$.cookie", as: at_target}}}}
+      - get: {{url: "{o}/cookies", capture: {{json: "$.cookie", as: other_again}}}}
+      - log: "scoped {{{{ at_other }}}}|{{{{ via_redirect }}}}|{{{{ at_target }}}}|{{{{ other_again }}}}"
+""", config="  defaults:\n    cookie: {team: blue}\n")
+        p = run("run", s)
+        assert p.returncode == 0, p.stderr
+        line = logged(p.stdout, "scoped")
+        assert len(line) == 1, p.stdout
+        at_other, via_redirect, at_target, other_again = line[0].split("|")
+        assert at_other == "mine=o1", line          # not team=, not session=
+        assert via_redirect == "mine=o1", line      # the hop to the other host: its own only
+        assert at_target == "team=blue; session=s1", line   # and not mine=
+        assert other_again == "mine=o1", line
+    finally:
+        stop(other.proc)
+
+
 def test_redirects_followed_counted_and_limited(tmp_path, upstream):
     other = start_upstream(tmp_path, "--color", "green", name="other")
     try:
