@@ -28,6 +28,10 @@ typedef struct lt_run_opts {
     bool quiet;             /* -q */
     int workers;            /* --workers N (>= 1) */
     uint64_t seed;          /* 0: from entropy */
+    /* --latency-from-intended: also record the summary
+     * cutover.response_time.intended (internal.h has the definition).
+     * Off: the metrics are Artillery's plus cutover.arrival_lag. */
+    bool latency_from_intended;
     /* Embedded use (`cutover demo`): nothing is printed on stdout, no
      * signal handlers are installed, and the run ends early, as a SIGINT
      * would end it but with the usual exit status, once *stop becomes

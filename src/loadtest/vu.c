@@ -270,6 +270,7 @@ void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc)
 {
     lt_vu *vu = vu_take(w);
     vu_setup(vu, sc);
+    lt_intended_start(&vu->intended, vu->start_ns);
     lt_vu_run(vu);
 }
 
@@ -289,6 +290,7 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
         pick = cu_rng_below(&w->rng, s->nscenarios);
     }
     vu_setup(vu, &s->scenarios[pick]);
+    lt_intended_start(&vu->intended, intended_ns);
 
     lt_hot *h = lt_worker_hot(w, ts);
     double lag = intended_ns < now ? (double)(now - intended_ns) / 1e6 : 0.0;
@@ -454,8 +456,10 @@ void lt_vu_run(lt_vu *vu)
             double ms = st->think_ms;
             if (j > 0)
                 ms += (cu_rng_double(&vu->w->rng) * 2 - 1) * (pct ? ms * j / 100 : j);
+            uint64_t think_ms = (uint64_t)llround(ms > 0 ? ms : 0);
+            lt_intended_think(&vu->intended, think_ms);
             vu->think_active = true;
-            uv_timer_start(&vu->think, on_think_done, (uint64_t)llround(ms > 0 ? ms : 0), 0);
+            uv_timer_start(&vu->think, on_think_done, think_ms, 0);
             return;
         }
         case LT_STEP_LOG: {
