@@ -4,8 +4,8 @@
  * threads, each with its own libuv loop, connections, rng and metric
  * windows, and then only collects: every 10 s window (aligned to the epoch,
  * as Artillery's) is merged from the workers once all of them have moved
- * past it, printed in Artillery's console layout and kept for the JSON
- * report. Arrivals follow the phases' open-model schedule computed in
+ * past it, printed in Artillery's console layout and kept, as its JSON
+ * text only, for the JSON report (so memory stays flat over long runs). Arrivals follow the phases' open-model schedule computed in
  * nanoseconds from the test start; arrival k belongs to worker k mod N, so
  * the total is exact whatever N is. Each arrival is a virtual user that
  * runs one weighted scenario on its own keep-alive connection; the first
