@@ -16,6 +16,8 @@
 #define LT_WINDOW_MS 10000
 #define LT_LAG_METRIC "cutover.arrival_lag"
 #define LT_INTENDED_METRIC "cutover.response_time.intended"
+#define LT_MAX_ERROR_NAMES 1000   /* distinct errors.<code> per worker (vu.c) */
+#define LT_OTHER_ERROR "cutover: other errors past the first 1000 distinct ones"
 
 /* The intended clock of one user (--latency-from-intended), against
  * coordinated omission: `next_ns` is when the user's next request should
@@ -99,6 +101,8 @@ struct lt_worker {
     bool discard;                   /* before/after flow: windows are dropped, not handed off */
     json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
     json_t *before_vars;            /* this worker's copy of the before flow's variables */
+    mset *error_names;              /* the distinct error codes counted so far (vu.c) */
+    bool error_names_full;
     atomic_llong passed;            /* windows before this period are final */
 };
 

@@ -68,10 +68,34 @@ void lt_vu_count(lt_worker *w, const char *name, int64_t n, int64_t ts)
     mset_count(lt_worker_window(w, ts), name, n, ts);
 }
 
+/* Error codes are Artillery's, and some carry the rendered URL ("Invalid
+ * URL - ...", "Failed expectations for request ..."): with random values in
+ * URLs each error would be a new metric name, kept in every window and in
+ * the aggregate for the whole run. Past LT_MAX_ERROR_NAMES distinct codes on
+ * a worker, further new ones are counted under LT_OTHER_ERROR (warned once). */
+static const char *error_code(lt_worker *w, const char *code)
+{
+    if (!w->error_names)
+        w->error_names = mset_new(0);
+    if (mset_find(w->error_names, code, MSET_COUNTER))
+        return code;
+    if (mset_len(w->error_names, MSET_COUNTER) < LT_MAX_ERROR_NAMES) {
+        mset_get(w->error_names, code, MSET_COUNTER);
+        return code;
+    }
+    if (!w->error_names_full) {
+        w->error_names_full = true;
+        cu_warn("more than %d distinct errors: further new ones are counted as errors.%s",
+                LT_MAX_ERROR_NAMES, LT_OTHER_ERROR);
+    }
+    return LT_OTHER_ERROR;
+}
+
 void lt_vu_count_error(lt_vu *vu, const lt_request *r, const char *code, int64_t ts)
 {
     lt_worker *w = vu->w;
     char name[512];
+    code = error_code(w, code);
     snprintf(name, sizeof name, "errors.%s", code);
     lt_vu_count(w, name, 1, ts);
     const lt_plugins *pl = &w->run->script->plugins;
