@@ -4,6 +4,8 @@
 #   make unit M=x   unit tests of one module only (while developing it)
 #   make bench      benchmarks: cutover run vs wrk, ab, Artillery; cutover serve vs
 #                   HAProxy, nginx (installs them; docs/benchmarks.md)
+#   make soak       a 10-minute `cutover run` (SOAK_DURATION=600 s) sampling its RSS
+#                   every 10 s: is memory flat? (bench/soak.sh; docs/benchmarks.md)
 #   make demo       the main job (installs what it needs first)
 #   make deps       install the Debian packages below (as root), or print the command
 # Everything we link or test with comes from these Debian packages, listed once:
@@ -41,7 +43,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 srcs_of = $(wildcard src/$(1)/*.c)
 LLHTTP_C := api.c http.c llhttp.c
 
-.PHONY: all test unit e2e bench demo deps clean
+.PHONY: all test unit e2e bench soak demo deps clean
 all: cutover
 
 # ---- release build -------------------------------------------------------
@@ -92,6 +94,9 @@ test: deps
 bench: deps cutover
 	bash bench/run.sh
 	bash bench/serve.sh
+
+soak: deps cutover
+	bash bench/soak.sh
 
 demo: deps cutover
 	./cutover demo

@@ -13,8 +13,13 @@
 #       a. keep-alive req/s: wrk -t1 -c50 vs cutover (50 looping users)
 #       b. one connection per user: ab -c50 (no -k) req/s vs the highest
 #          arrival rate cutover delivers within 1% and within duration + 1 s
-#       c. arrivalRate 20000 for 20 s: delivered, elapsed, arrival lag p99, RSS
+#       c. arrivalRate 20000 for 60 s: delivered, elapsed, arrival lag p99 and
+#          peak RSS against the bars (within 1%, lag p99 < 5 ms, RSS <= 64 MB)
 #       d. Artillery vs cutover on the (b) script at 1000 and 3000 arrivals/s
+#       e. --workers 2 vs --workers 1: (a)'s keep-alive req/s and (b)'s highest
+#          held arrival rate, and their ratio. The generator gets cores 0 and 2
+#          for --workers 2 (0 and 1, shared with the target, on a 2-core
+#          machine, which results.md then says)
 #   - Prints a summary table and writes it, with the exact commands, to
 #     bench/out/results.md (logs of every run in bench/out/logs/).
 #   - Everything it starts is stopped on exit (trap), every run has a timeout,
@@ -23,7 +28,7 @@
 #     BENCH_STRICT=1 to also fail on a missed bar), 1 when something broke.
 #
 # Knobs (environment): CUTOVER (binary, default ./cutover), BENCH_TARGET
-# (nginx|upstream), BENCH_REPEAT (3), BENCH_ONLY ("a b c d"), BENCH_WORKERS
+# (nginx|upstream), BENCH_REPEAT (3), BENCH_ONLY ("a b c d e"), BENCH_WORKERS
 # (cutover --workers, 1), BENCH_QUICK=1 (short runs, to test this script),
 # BENCH_NO_INSTALL=1, BENCH_STRICT=1, BENCH_PORT_RANGE ("10240 65535").
 set -euo pipefail
@@ -35,7 +40,7 @@ PY=/usr/bin/python3
 CUTOVER=${CUTOVER:-$ROOT/cutover}
 TARGET_KIND=${BENCH_TARGET:-nginx}
 REPEAT=${BENCH_REPEAT:-3}
-ONLY=${BENCH_ONLY:-a b c d}
+ONLY=${BENCH_ONLY:-a b c d e}
 WORKERS=${BENCH_WORKERS:-1}
 QUICK=${BENCH_QUICK:-0}
 WANT_RANGE=${BENCH_PORT_RANGE:-10240 65535}
@@ -47,11 +52,16 @@ if [[ $QUICK == 1 ]]; then
     A_DUR=3; B_N=20000; B_DUR=2; C_RATE=20000; C_DUR=3; D_DUR=3
     REPEAT=${BENCH_REPEAT:-1}
 else
-    A_DUR=10; B_N=100000; B_DUR=5; C_RATE=20000; C_DUR=20; D_DUR=20
+    A_DUR=10; B_N=100000; B_DUR=5; C_RATE=20000; C_DUR=60; D_DUR=20
 fi
 D_RATES="1000 3000"
+E_A_RPS=${BENCH_E_RPS:-50000}   # (e) without (a): keep-alive users loop for about A_DUR s at this rate
+E_B_RATE=${BENCH_E_RATE:-5000}  # (e) without (b): where the arrival-rate search starts
 B_UP="1.0 1.25 1.5 1.75 2.0 2.5 3.0"
 B_DOWN="0.75 0.5 0.25"
+C_LAG_MS=5      # (c)'s bars: arrival lag p99 below this, peak RSS at most C_RSS_MB
+C_RSS_MB=64
+GEN_CPUS=0      # the generator's cores (taskset -c); (e) widens it for --workers 2
 
 TMP=""
 TARGET_PID=""
@@ -98,6 +108,7 @@ median() {
                                   else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 ge() { awk "BEGIN { exit !(($1) >= ($2)) }"; }
+lt() { awk "BEGIN { exit !(($1) < ($2)) }"; }
 mb() { [[ -n $1 ]] && calc "$1 / 1024" 0 || echo "?"; }
 
 free_port() {
@@ -130,16 +141,16 @@ record_cmd() {
     printf '%s %s\n' "$key" "$line" >>"$TMP/commands.txt"
 }
 
-# run_gen NAME TIMEOUT CMD...: runs a load generator on core 0 under
+# run_gen NAME TIMEOUT CMD...: runs a load generator on $GEN_CPUS (core 0) under
 # /usr/bin/time, its output in $TMP/NAME.{out,err,time}. Sets RC, WALL (s),
 # RSS_KB, CPU (busy % of each core during the run).
 run_gen() {
     local name=$1 tmo=$2; shift 2
     local pfx=$TMP/$name t0 t1
-    record_cmd "${name%_[0-9]*}" taskset -c 0 "$@"
+    record_cmd "${name%_[0-9]*}" taskset -c "$GEN_CPUS" "$@"
     cpu_snap >"$pfx.cpu0"
     t0=$(date +%s%N)
-    setsid -w taskset -c 0 /usr/bin/time -v -o "$pfx.time" \
+    setsid -w taskset -c "$GEN_CPUS" /usr/bin/time -v -o "$pfx.time" \
         timeout --foreground -k 5 "$tmo" "$@" >"$pfx.out" 2>"$pfx.err" </dev/null &
     GEN_PID=$!
     RC=0
@@ -177,12 +188,13 @@ gen_script() {
     done
 }
 
-# cutover_run NAME SCRIPT TIMEOUT: one `cutover run` of SCRIPT against the
-# target; sets what run_gen and report_fields set; 1 (with a note) on failure
+# cutover_run NAME SCRIPT TIMEOUT [WORKERS]: one `cutover run` of SCRIPT
+# against the target with --workers WORKERS (default BENCH_WORKERS); sets
+# what run_gen and report_fields set; 1 (with a note) on failure
 cutover_run() {
-    local name=$1 script=$2 tmo=$3
+    local name=$1 script=$2 tmo=$3 workers=${4:-$WORKERS}
     requests=0 created=0 completed=0 failed=0 span_s="" rt_p99="" lag_p99="" lag_max="" errors=""
-    run_gen "$name" "$tmo" "$CUTOVER" run "$script" -t "$TARGET_URL" -o "$TMP/$name.json" -q --workers "$WORKERS"
+    run_gen "$name" "$tmo" "$CUTOVER" run "$script" -t "$TARGET_URL" -o "$TMP/$name.json" -q --workers "$workers"
     if [[ $RC != 0 ]] || ! report_fields "$TMP/$name.json"; then
         warn "$name: cutover run failed (exit $RC): $(tail -n 3 "$TMP/$name.err" | tr '\n' ' ')"
         return 1
@@ -332,9 +344,38 @@ start_target() {
 }
 
 # ---- 3a. keep-alive -----------------------------------------------------------
+# a_script COUNT: $TMP/keepalive.yml with 50 users looping COUNT (>= 1000) times
+a_script() {
+    A_COUNT=$1
+    ((A_COUNT >= 1000)) || A_COUNT=1000
+    gen_script "$BENCH/keepalive.yml" "$TMP/keepalive.yml" COUNT="$A_COUNT"
+}
+
+# a_cutover PREFIX WORKERS: REPEAT runs of $TMP/keepalive.yml; sets A_RPS (the
+# median req/s, "" when every run failed) and A_LAST_CPU
+a_cutover() {
+    local pfx=$1 workers=$2 i v secs basis expect=$((A_COUNT * 50)) got=() label="cutover"
+    [[ $workers == "$WORKERS" ]] || label="cutover --workers $workers"
+    A_LAST_CPU=""
+    for i in $(seq "$REPEAT"); do
+        cutover_run "${pfx}_$i" "$TMP/keepalive.yml" $((A_DUR * 4 + 30)) "$workers" || continue
+        # Requests time: the report's counter span when it is plausible, else wall time.
+        if [[ -n $span_s ]] && ge "$span_s" "$WALL * 0.5" && ge "$WALL + 0.5" "$span_s"; then
+            secs=$span_s; basis="counter span"
+        else
+            secs=$WALL; basis="wall"
+        fi
+        v=$(calc "$requests / $secs" 0)
+        ((requests == expect)) || warn "${pfx}_$i: $requests requests, expected $expect (errors: ${errors:-none})"
+        got+=("$v"); A_LAST_CPU=$CPU
+        say "  $label run $i: $requests requests in ${secs}s ($basis; wall ${WALL}s) = $v req/s, p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)"
+    done
+    A_RPS=$(median "${got[@]}")
+}
+
 measure_a() {
     say "(a) keep-alive: wrk -t1 -c50 -d${A_DUR}s vs cutover, 50 looping users"
-    local i v wrk=() cut=() cpu_w="" cpu_c=""
+    local i v wrk=() cpu_w="" cpu_c=""
     for i in $(seq "$REPEAT"); do
         run_gen "a_wrk_$i" $((A_DUR + 30)) wrk -t1 -c50 -d"${A_DUR}s" "$TARGET_URL/"
         v=$(awk '/^Requests\/sec:/ { printf "%d", $2 }' "$TMP/a_wrk_$i.out")
@@ -353,25 +394,10 @@ measure_a() {
         ERRORS=$((ERRORS + 1)); row "a. keep-alive req/s|wrk|failed|not run|-|>= 0.9|ERROR"; return
     fi
     # Each user loops so that the run lasts about A_DUR s at wrk's rate.
-    local count=$((${wrk_rps%.*} * A_DUR / 50))
-    ((count >= 1000)) || count=1000
-    gen_script "$BENCH/keepalive.yml" "$TMP/keepalive.yml" COUNT="$count"
-    local expect=$((count * 50)) secs basis
-    for i in $(seq "$REPEAT"); do
-        cutover_run "a_cut_$i" "$TMP/keepalive.yml" $((A_DUR * 4 + 30)) || continue
-        # Requests time: the report's counter span when it is plausible, else wall time.
-        if [[ -n $span_s ]] && ge "$span_s" "$WALL * 0.5" && ge "$WALL + 0.5" "$span_s"; then
-            secs=$span_s; basis="counter span"
-        else
-            secs=$WALL; basis="wall"
-        fi
-        v=$(calc "$requests / $secs" 0)
-        ((requests == expect)) || warn "a_cut_$i: $requests requests, expected $expect (errors: ${errors:-none})"
-        cut+=("$v"); cpu_c=$CPU
-        say "  cutover run $i: $requests requests in ${secs}s ($basis; wall ${WALL}s) = $v req/s, p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)"
-    done
-    local cut_rps ratio verdict
-    cut_rps=$(median "${cut[@]}")
+    a_script $((${wrk_rps%.*} * A_DUR / 50))
+    a_cutover a_cut "$WORKERS"
+    cpu_c=$A_LAST_CPU
+    local cut_rps=$A_RPS ratio verdict
     if [[ -z $cut_rps ]]; then
         ERRORS=$((ERRORS + 1))
         row "a. keep-alive req/s (50 conns)|wrk -t1 -c50|$wrk_rps req/s|failed|-|>= 0.9|ERROR"; return
@@ -384,15 +410,16 @@ measure_a() {
 }
 
 # ---- 3b. one connection per user ------------------------------------------------
-# b_try RATE: majority of REPEAT runs at RATE deliver within 1% and in time.
-# Sets B_LAST (median delivered per second of the passing runs).
+# b_try RATE [WORKERS [PREFIX]]: majority of REPEAT runs at RATE deliver
+# within 1% and in time. Sets B_LAST (median delivered per second of the
+# passing runs).
 b_try() {
-    local rate=$1 i pass=0 fail=0 need=$(((REPEAT + 1) / 2)) expect ok got=()
+    local rate=$1 workers=${2:-$WORKERS} pfx=${3:-b_cut} i pass=0 fail=0 need=$(((REPEAT + 1) / 2)) expect ok got=()
     expect=$((rate * B_DUR))
     gen_script "$BENCH/per-user.yml" "$TMP/b_$rate.yml" RATE="$rate" DURATION="$B_DUR"
     for i in $(seq "$REPEAT"); do
         ok=0
-        if cutover_run "b_cut_${rate}_$i" "$TMP/b_$rate.yml" $((B_DUR * 4 + 30)); then
+        if cutover_run "${pfx}_${rate}_$i" "$TMP/b_$rate.yml" $((B_DUR * 4 + 30)) "$workers"; then
             if ge "$completed" "$expect * 0.99" && ge "$expect * 1.01" "$completed" &&
                 ((failed == 0)) && ge "$B_DUR + 1" "$WALL"; then
                 ok=1; got+=("$(calc "$completed / $B_DUR" 0)")
@@ -400,13 +427,32 @@ b_try() {
         else
             ERRORS=$((ERRORS + 1))
         fi
-        say "  cutover @${rate}/s run $i: $completed/$expect users completed, $failed failed, elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors} -> $([[ $ok == 1 ]] && echo ok || echo short)"
+        say "  cutover${2:+ --workers $workers} @${rate}/s run $i: $completed/$expect users completed, $failed failed, elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors} -> $([[ $ok == 1 ]] && echo ok || echo short)"
         if [[ $ok == 1 ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
         ((pass >= need || fail >= need)) && break
         sleep 1
     done
     B_LAST=$(median "${got[@]}")
     ((pass >= need))
+}
+
+# b_search BASE BASENAME [WORKERS [PREFIX]]: the highest rate of BASE x B_UP
+# held (going down B_DOWN when 1.0x fails). Sets B_BEST ("" when none),
+# B_BEST_F (its factor) and B_BEST_GOT (users completed per second).
+b_search() {
+    local base=$1 bname=$2 f rate
+    B_BEST="" B_BEST_F="" B_BEST_GOT=""
+    for f in $B_UP; do
+        rate=$(calc "$base * $f" 0)
+        say "  trying cutover${3:+ --workers $3} at ${f}x $bname = ${rate}/s"
+        if b_try "$rate" "${@:3}"; then B_BEST=$rate; B_BEST_F=$f; B_BEST_GOT=$B_LAST; else break; fi
+    done
+    [[ -z $B_BEST ]] || return 0
+    for f in $B_DOWN; do
+        rate=$(calc "$base * $f" 0)
+        say "  trying cutover${3:+ --workers $3} at ${f}x $bname = ${rate}/s"
+        if b_try "$rate" "${@:3}"; then B_BEST=$rate; B_BEST_F=$f; B_BEST_GOT=$B_LAST; return 0; fi
+    done
 }
 
 measure_b() {
@@ -432,20 +478,10 @@ measure_b() {
         ERRORS=$((ERRORS + 1)); row "b. new connection per user|ab -c50|failed|not run|-|>= 1.0|ERROR"; return
     fi
     ab_rps=${ab_rps%.*}
-    local f rate best="" best_f="" best_got=""
-    for f in $B_UP; do
-        rate=$(calc "$ab_rps * $f" 0)
-        say "  trying cutover at ${f}x ab = ${rate}/s"
-        if b_try "$rate"; then best=$rate; best_f=$f; best_got=$B_LAST; else break; fi
-    done
-    if [[ -z $best ]]; then
-        for f in $B_DOWN; do
-            rate=$(calc "$ab_rps * $f" 0)
-            say "  trying cutover at ${f}x ab = ${rate}/s"
-            if b_try "$rate"; then best=$rate; best_f=$f; best_got=$B_LAST; break; fi
-        done
-    fi
-    local ratio verdict
+    B_AB=$ab_rps
+    b_search "$ab_rps" ab
+    local best=$B_BEST best_f=$B_BEST_F best_got=$B_BEST_GOT ratio verdict
+    [[ $WORKERS != 1 ]] || B_W1_BEST=$best
     if [[ -z $best ]]; then
         row "b. new connection per user|ab -n $B_N -c 50|$ab_rps req/s|< 0.25x ab|< 0.25|>= 1.0|MISS"
         MISSES=$((MISSES + 1)); return
@@ -473,16 +509,65 @@ measure_c() {
     if ((${#cnt[@]} == 0)); then
         row "c. arrivalRate $C_RATE x ${C_DUR}s|-|-|failed|-|within 1%|ERROR"; return
     fi
-    local c e l r verdict
+    local c e l r verdict missed=""
     c=$(median "${cnt[@]}"); e=$(median "${el[@]}"); l=$(median "${lag[@]}"); r=$(median "${rss[@]}")
-    if ge "$c" "$expect * 0.99" && ge "$expect * 1.01" "$c" && ge "$C_DUR + 1" "$e"; then
+    ge "$c" "$expect * 0.99" && ge "$expect * 1.01" "$c" || missed+=" delivered"
+    ge "$C_DUR + 1" "$e" || missed+=" elapsed"
+    [[ -n $l ]] && lt "$l" "$C_LAG_MS" || missed+=" lag"
+    [[ -n $r ]] && ge "$C_RSS_MB * 1024" "$r" || missed+=" RSS"
+    if [[ -z $missed ]]; then
         verdict=PASS
     else
-        verdict=MISS; MISSES=$((MISSES + 1))
+        verdict="MISS:$missed"; MISSES=$((MISSES + 1))
     fi
-    row "c. arrivalRate $C_RATE x ${C_DUR}s|(expected $expect)|-|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s|$verdict"
+    row "c. arrivalRate $C_RATE x ${C_DUR}s|(expected $expect)|-|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, peak RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s, lag p99 < ${C_LAG_MS}ms, RSS <= ${C_RSS_MB} MB|$verdict"
     C_ERRS=$errs
     [[ -z $errs ]] || say "  errors:$errs"
+}
+
+# ---- 3e. --workers 2 vs --workers 1 ----------------------------------------------
+# The generator gets a second core for --workers 2: core 2 when there is one,
+# else core 1, which the target also uses (E_NOTE says so in results.md).
+measure_e() {
+    local cpus2="0,2" a1 a2 b1 b1_got b2 b2_got ratio
+    if (($(nproc) < 3)); then
+        cpus2="0,1"
+        E_NOTE="(e) ran --workers 2 on cores 0,1 on this $(nproc)-core machine: its second worker shares core 1 with the target, so the ratio understates the scaling"
+        warn "$E_NOTE"
+    else
+        E_NOTE="(e): --workers 1 on core 0, --workers 2 on cores 0,2, the target on core 1"
+    fi
+    say "(e) --workers 2 vs --workers 1: keep-alive (a) and connection per user (b)"
+    [[ -n ${A_COUNT:-} ]] || a_script $((E_A_RPS * A_DUR / 50))
+    GEN_CPUS=0; a_cutover e_a_w1 1; a1=$A_RPS
+    GEN_CPUS=$cpus2; a_cutover e_a_w2 2; a2=$A_RPS
+    GEN_CPUS=0
+    if [[ -n $a1 && -n $a2 ]]; then
+        ratio=$(calc "$a2 / $a1" 2)
+        row "e. keep-alive req/s, --workers 2 vs 1|cutover --workers 1|$a1 req/s|$a2 req/s (cores $cpus2)|$ratio|-|INFO"
+        say "  => keep-alive: --workers 1 $a1 req/s, --workers 2 $a2 req/s, ratio $ratio"
+    else
+        ERRORS=$((ERRORS + 1)); row "e. keep-alive req/s, --workers 2 vs 1|cutover --workers 1|${a1:-failed}|${a2:-failed}|-|-|ERROR"
+    fi
+    # (b)'s search for each: from (b)'s result when it ran with --workers 1,
+    # else from E_B_RATE; --workers 2 starts from --workers 1's rate
+    local base=${E_B_RATE}
+    [[ -n ${B_W1_BEST:-} ]] && base=$B_W1_BEST
+    GEN_CPUS=0; b_search "$base" "${base}/s" 1 e_b_w1; b1=$B_BEST; b1_got=$B_BEST_GOT
+    if [[ -z $b1 ]]; then
+        GEN_CPUS=0
+        row "e. connection per user, --workers 2 vs 1|cutover --workers 1|< $(calc "$base * 0.25" 0)/s|not run|-|-|INFO"; return
+    fi
+    GEN_CPUS=$cpus2; b_search "$b1" "--workers 1's rate" 2 e_b_w2; b2=$B_BEST; b2_got=$B_BEST_GOT
+    GEN_CPUS=0
+    if [[ -z $b2 ]]; then
+        row "e. connection per user, --workers 2 vs 1|cutover --workers 1|${b1}/s held|< $(calc "$b1 * 0.25" 0)/s (cores $cpus2)|-|-|INFO"; return
+    fi
+    ratio=$(calc "$b2 / $b1" 2)
+    local note=""
+    [[ $B_BEST_F == "${B_UP##* }" ]] && note=" (highest rate tried)"
+    row "e. connection per user, --workers 2 vs 1|cutover --workers 1|${b1}/s held (${b1_got}/s completed)|${b2}/s held (${b2_got}/s completed, cores $cpus2)$note|$ratio|-|INFO"
+    say "  => connection per user: --workers 1 holds ${b1}/s, --workers 2 ${b2}/s$note, ratio $ratio"
 }
 
 # ---- 3d. Artillery ------------------------------------------------------------
@@ -537,7 +622,7 @@ write_results() {
         echo "# cutover benchmarks"
         echo
         echo "Generated by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
-        echo "Each number is the median of $REPEAT runs. Load generators run on core 0 (\`taskset -c 0\`),"
+        echo "Each number is the median of $REPEAT runs. Load generators run on core 0 (\`taskset -c 0\`; (e)'s --workers 2 on two cores),"
         echo "the target on core 1 (\`taskset -c 1\`); all traffic goes to 127.0.0.1."
         echo
         echo "$table"
@@ -551,13 +636,15 @@ write_results() {
         echo "- ports: $PORT_NOTE"
         [[ -z ${A_CPU:-} ]] || echo "- CPU busy during (a), last run: $A_CPU (the target core also near 100% means the target, not only the generator, limits (a))"
         [[ -z ${C_ERRS:-} ]] || echo "- errors in (c):$C_ERRS"
+        [[ -z ${E_NOTE:-} ]] || echo "- cores: $E_NOTE"
         echo
         echo "## How each number is measured"
         echo
         echo "- a: req/s = http.requests / the report's firstCounterAt..lastCounterAt span (wall time if that span is implausible); bar: cutover >= 0.9 x wrk."
         echo "- b: ab's req/s, then cutover at 1.0x, 1.25x, 1.5x, 1.75x, 2x, 2.5x, 3x of it (lower if 1.0x fails) for ${B_DUR}s each; a rate holds when most runs complete rate x duration users within 1%, none failed, in at most duration + 1 s; ratio = highest held rate / ab's req/s; bar >= 1.0."
-        echo "- c: vusers.completed vs rate x duration, wall time of the whole \`cutover run\`, summaries[\"cutover.arrival_lag\"].p99, peak RSS from \`/usr/bin/time -v\`."
+        echo "- c: vusers.completed vs rate x duration (bar: within 1%), wall time of the whole \`cutover run\` (bar: <= duration + 1 s), summaries[\"cutover.arrival_lag\"].p99 (bar: < ${C_LAG_MS} ms), peak RSS from \`/usr/bin/time -v\` (bar: <= ${C_RSS_MB} MB); MISS names the bars missed."
         echo "- d: the same script as (b) through Artillery and cutover; elapsed is the whole process's wall time."
+        echo "- e: (a)'s cutover runs (same script) and (b)'s rate search, once with \`--workers 1\` on core 0 and once with \`--workers 2\` on two cores (0,2; 0,1 on a 2-core machine); the search for --workers 2 starts at --workers 1's held rate (1.0x, 1.25x, ... 3x of it); ratio = workers 2 / workers 1. Informational, no bar."
         echo
         echo "## Commands"
         echo
@@ -603,7 +690,8 @@ main() {
             b) measure_b ;;
             c) measure_c ;;
             d) measure_d ;;
-            *) die "unknown measurement '$m' in BENCH_ONLY (a b c d)" ;;
+            e) measure_e ;;
+            *) die "unknown measurement '$m' in BENCH_ONLY (a b c d e)" ;;
         esac
     done
     stop_target

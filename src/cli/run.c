@@ -25,6 +25,11 @@ static void run_usage(FILE *f)
             "  -q, --quiet               print only the test run id\n"
             "      --workers N           worker threads, each with its own event loop (default 1)\n"
             "      --seed N              seed the random choices (scenario picks, list variables)\n"
+            "      --latency-from-intended\n"
+            "                            also record cutover.response_time.intended: each request's\n"
+            "                            time from when it should have been sent (the user's intended\n"
+            "                            arrival, or the previous response plus think time) to its\n"
+            "                            complete response, so generator delays are counted\n"
             "      --scenario-name NAME  run only this scenario (its name, or a regex)\n"
             "  -s, --solo                one virtual user, whatever the phases say\n"
             "      --dotenv FILE         set environment variables from FILE (alias --env-file)\n"
@@ -36,7 +41,7 @@ static void run_usage(FILE *f)
 
 static const char *const run_flags[] = {
     "--target", "--environment", "--output", "--overrides", "--variables",
-    "--insecure", "--quiet", "--workers", "--seed", "--help", "--scenario-name", "--solo",
+    "--insecure", "--quiet", "--workers", "--seed", "--latency-from-intended", "--help", "--scenario-name", "--solo",
     "--dotenv", "--env-file",
 };
 
@@ -147,7 +152,7 @@ int cli_load_script_arg(int argc, char **argv, lt_load_opts *o, const char *dote
 
 int cmd_run(int argc, char **argv)
 {
-    enum { OPT_WORKERS = CLI_OPT_FIRST_FREE, OPT_SEED };
+    enum { OPT_WORKERS = CLI_OPT_FIRST_FREE, OPT_SEED, OPT_INTENDED };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, 't'},
         {"environment", required_argument, NULL, 'e'},
@@ -158,6 +163,7 @@ int cmd_run(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"latency-from-intended", no_argument, NULL, OPT_INTENDED},
         {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO},
         {"solo", no_argument, NULL, 's'},
         {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},
@@ -189,6 +195,7 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case OPT_SEED: o.seed = strtoull(optarg, NULL, 10); break;
+        case OPT_INTENDED: o.latency_from_intended = true; break;
         case 'h': run_usage(stdout); return 0;
         default: {
             const char *bad = argv[optind - 1];

@@ -261,6 +261,8 @@ static int worker_init(lt_worker *w, lt_run_t *run, int index, uint64_t seed, ch
 static void worker_fini(lt_worker *w)
 {
     json_decref(w->before_vars);
+    if (w->error_names)
+        mset_free(w->error_names);
     if (w->win)
         mset_free(w->win);
     uv_loop_close(&w->loop);

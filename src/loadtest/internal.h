@@ -15,6 +15,44 @@
 
 #define LT_WINDOW_MS 10000
 #define LT_LAG_METRIC "cutover.arrival_lag"
+#define LT_INTENDED_METRIC "cutover.response_time.intended"
+#define LT_MAX_ERROR_NAMES 1000   /* distinct errors.<code> per worker (vu.c) */
+#define LT_OTHER_ERROR "cutover: other errors past the first 1000 distinct ones"
+
+/* The intended clock of one user (--latency-from-intended), against
+ * coordinated omission: `next_ns` is when the user's next request should
+ * be sent had the generator been on time. It starts at the user's intended
+ * arrival (so arrival lag counts), a think step moves it by the think time
+ * as scheduled (its timer's intended expiry, not its actual firing: a late
+ * timer counts), and every response (each redirect hop too) moves it to the
+ * response's completion. A response's intended latency is its completion
+ * minus `next_ns` as it was when the request was due (ms, >= 0): it covers
+ * arrival lag, late think timers, waiting for an http.pool connection,
+ * connecting and the response itself, where http.response_time covers only
+ * the time from the request written to the response head (TTFB). Times
+ * are cu_now_ns() (monotonic). */
+typedef struct lt_intended {
+    uint64_t next_ns;
+} lt_intended;
+
+static inline void lt_intended_start(lt_intended *c, uint64_t arrival_ns)
+{
+    c->next_ns = arrival_ns;
+}
+
+static inline void lt_intended_think(lt_intended *c, uint64_t think_ms)
+{
+    c->next_ns += think_ms * 1000000u;
+}
+
+/* A response completed at done_ns: returns its intended latency in ms and
+ * makes done_ns the next request's intended send time. */
+static inline double lt_intended_response(lt_intended *c, uint64_t done_ns)
+{
+    double ms = done_ns > c->next_ns ? (double)(done_ns - c->next_ns) / 1e6 : 0.0;
+    c->next_ns = done_ns;
+    return ms;
+}
 
 typedef struct lt_run lt_run_t;
 typedef struct lt_worker lt_worker;
@@ -46,7 +84,7 @@ typedef struct lt_hot {
     int64_t period;
     mset_entry *requests, *request_rate, *responses, *bytes, *rt, *rt_class[6];
     mset_entry *codes[600];
-    mset_entry *lag, *created, *completed, *failed, *session;
+    mset_entry *lag, *intended, *created, *completed, *failed, *session;
     mset_entry *dns, *tcp, *tls, *total; /* http.extendedMetrics */
     mset_entry **scenario_created;   /* per scenario */
     mset_entry **ep_rt;              /* per request id: endpoint response_time */
@@ -84,6 +122,8 @@ struct lt_worker {
     bool discard;                   /* before/after flow: windows are dropped, not handed off */
     json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
     json_t *before_vars;            /* this worker's copy of the before flow's variables */
+    mset *error_names;              /* the distinct error codes counted so far (vu.c) */
+    bool error_names_full;
     atomic_llong passed;            /* windows before this period are final */
 };
 

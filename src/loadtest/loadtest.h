@@ -4,8 +4,8 @@
  * threads, each with its own libuv loop, connections, rng and metric
  * windows, and then only collects: every 10 s window (aligned to the epoch,
  * as Artillery's) is merged from the workers once all of them have moved
- * past it, printed in Artillery's console layout and kept for the JSON
- * report. Arrivals follow the phases' open-model schedule computed in
+ * past it, printed in Artillery's console layout and kept, as its JSON
+ * text only, for the JSON report (so memory stays flat over long runs). Arrivals follow the phases' open-model schedule computed in
  * nanoseconds from the test start; arrival k belongs to worker k mod N, so
  * the total is exact whatever N is. Each arrival is a virtual user that
  * runs one weighted scenario on its own keep-alive connection; the first
@@ -28,6 +28,10 @@ typedef struct lt_run_opts {
     bool quiet;             /* -q */
     int workers;            /* --workers N (>= 1) */
     uint64_t seed;          /* 0: from entropy */
+    /* --latency-from-intended: also record the summary
+     * cutover.response_time.intended (internal.h has the definition).
+     * Off: the metrics are Artillery's plus cutover.arrival_lag. */
+    bool latency_from_intended;
     /* Embedded use (`cutover demo`): nothing is printed on stdout, no
      * signal handlers are installed, and the run ends early, as a SIGINT
      * would end it but with the usual exit status, once *stop becomes

@@ -13,9 +13,12 @@
  * ({passed, checks: [{check, passed, optional}]}, read by `cutover report`).
  * That key is cutover's only addition to Artillery's shape.
  *
- * Windows are turned into JSON when they become final and their sketches
- * are merged into the aggregate, so memory grows with the report text, not
- * with sketches per window.
+ * Memory stays flat however long the run: a window, once final, is merged
+ * into the aggregate and freed, and only its JSON text is kept for the
+ * report, already indented as the final file wants it, spooled to an
+ * unlinked temporary file (tmpfile(3)); in memory only when no temporary
+ * file can be made, and not at all without -o. The aggregate's size is
+ * bounded by the metric names the script can produce.
  */
 #include <errno.h>
 #include <math.h>
@@ -37,7 +40,10 @@ typedef struct rate_sum {
 struct lt_report {
     const lt_run_t *run;
     mset *agg;
-    json_t *intermediate;  /* array of window objects */
+    FILE *spool;           /* -o: the windows' JSON texts, ",\n"-separated, or NULL */
+    cu_buf windows;        /* the same in memory when no spool file could be made */
+    size_t spooled;        /* bytes of window text so far */
+    bool keep_windows;     /* -o given */
     rate_sum *rates;
     size_t nrates;
     size_t nwindows;
@@ -319,7 +325,9 @@ lt_report *lt_report_new(const lt_run_t *run)
     lt_report *r = cu_calloc(1, sizeof *r);
     r->run = run;
     r->agg = mset_new(0);
-    r->intermediate = json_array();
+    r->keep_windows = run->opts->output != NULL;
+    if (r->keep_windows)
+        r->spool = tmpfile();
     r->width = 79;
     struct winsize ws;
     if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
@@ -332,7 +340,9 @@ void lt_report_free(lt_report *r)
     if (!r)
         return;
     mset_free(r->agg);
-    json_decref(r->intermediate);
+    if (r->spool)
+        fclose(r->spool);
+    cu_buf_free(&r->windows);
     for (size_t i = 0; i < r->nrates; i++)
         free(r->rates[i].name);
     free(r->rates);
@@ -369,6 +379,22 @@ static void add_rate(lt_report *r, const char *name, double v)
     r->rates[r->nrates++] = (rate_sum){cu_strdup(name), v};
 }
 
+/* Moves the first `len` spooled bytes into r->windows and stops spooling. */
+static void spool_to_memory(lt_report *r, size_t len)
+{
+    if (!r->spool)
+        return;
+    char chunk[65536];
+    size_t n;
+    rewind(r->spool);
+    while (len > 0 && (n = fread(chunk, 1, CU_MIN(sizeof chunk, len), r->spool)) > 0) {
+        cu_buf_append(&r->windows, chunk, n);
+        len -= n;
+    }
+    fclose(r->spool);
+    r->spool = NULL;
+}
+
 void lt_report_window(lt_report *r, mset *m)
 {
     size_t nr = mset_len(m, MSET_RATE);
@@ -377,9 +403,26 @@ void lt_report_window(lt_report *r, mset *m)
         rates[i] = js_round(window_rate(mset_at(m, MSET_RATE, i)));
         add_rate(r, mset_at(m, MSET_RATE, i)->name, rates[i]);
     }
+    if (r->keep_windows) { /* its text as the report's intermediate[i], at depth 2 */
+        cu_buf text = CU_BUF_INIT;
+        if (r->nwindows)
+            cu_buf_appends(&text, ",\n");
+        indent(&text, 2);
+        json_t *j = metrics_json(m, rates, true, mset_period(m));
+        stringify(&text, j, 2);
+        json_decref(j);
+        if (r->spool && fwrite(text.data, 1, text.len, r->spool) != text.len) {
+            cu_warn("cannot spool the report's windows to a temporary file: %s; keeping them "
+                    "in memory", strerror(errno));
+            spool_to_memory(r, r->spooled);
+        }
+        r->spooled += text.len;
+        if (!r->spool)
+            cu_buf_append(&r->windows, text.data, text.len);
+        cu_buf_free(&text);
+    }
     r->nwindows++;
     r->last_period = mset_period(m);
-    json_array_append_new(r->intermediate, metrics_json(m, rates, true, mset_period(m)));
 
     const mset_entry *lag = mset_find(m, LT_LAG_METRIC, MSET_SUMMARY);
     if (lag && lag->h.count > 0) {
@@ -614,18 +657,38 @@ int lt_report_finish(lt_report *r, int64_t total_ms)
     if (!run_ensure(r, rates, &checks_text, &ensure))
         status = LT_EXIT_FAIL;
     if (o->output) {
-        json_t *doc = json_object();
-        json_object_set_new(doc, "aggregate", metrics_json(r->agg, rates, false, r->last_period));
-        json_object_set(doc, "intermediate", r->intermediate);
-        if (ensure)
-            json_object_set(doc, "ensure", ensure);
-        cu_buf text = CU_BUF_INIT;
-        stringify(&text, doc, 0);
-        cu_buf_appendc(&text, '\n');
-        json_decref(doc);
+        /* JSON.stringify({aggregate, intermediate, ensure}, null, 2), the
+         * windows' texts copied in between */
+        cu_buf text = CU_BUF_INIT, tail = CU_BUF_INIT;
+        json_t *agg = metrics_json(r->agg, rates, false, r->last_period);
+        cu_buf_appends(&text, "{\n  \"aggregate\": ");
+        stringify(&text, agg, 1);
+        json_decref(agg);
+        cu_buf_appends(&text, ",\n  \"intermediate\": ");
+        cu_buf_appends(&text, r->nwindows ? "[\n" : "[]");
+        if (r->nwindows)
+            cu_buf_appends(&tail, "\n  ]");
+        if (ensure) {
+            cu_buf_appends(&tail, ",\n  \"ensure\": ");
+            stringify(&tail, ensure, 1);
+        }
+        cu_buf_appends(&tail, "\n}\n");
         char *path = output_path(o->output);
         FILE *f = fopen(path, "w");
-        if (!f || fwrite(text.data, 1, text.len, f) != text.len) {
+        bool ok = f && fwrite(text.data, 1, text.len, f) == text.len;
+        if (ok && r->spool) {
+            char chunk[65536];
+            size_t n;
+            rewind(r->spool);
+            while (ok && (n = fread(chunk, 1, sizeof chunk, r->spool)) > 0)
+                ok = fwrite(chunk, 1, n, f) == n;
+            ok = ok && !ferror(r->spool);
+        } else if (ok && r->windows.len) {
+            ok = fwrite(r->windows.data, 1, r->windows.len, f) == r->windows.len;
+        }
+        ok = ok && fwrite(tail.data, 1, tail.len, f) == tail.len;
+        cu_buf_free(&tail);
+        if (!ok) {
             cu_error("cannot write the report to %s: %s", path, strerror(errno));
             status = LT_EXIT_FAIL;
         } else if (!o->quiet) {

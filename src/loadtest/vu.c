@@ -68,10 +68,34 @@ void lt_vu_count(lt_worker *w, const char *name, int64_t n, int64_t ts)
     mset_count(lt_worker_window(w, ts), name, n, ts);
 }
 
+/* Error codes are Artillery's, and some carry the rendered URL ("Invalid
+ * URL - ...", "Failed expectations for request ..."): with random values in
+ * URLs each error would be a new metric name, kept in every window and in
+ * the aggregate for the whole run. Past LT_MAX_ERROR_NAMES distinct codes on
+ * a worker, further new ones are counted under LT_OTHER_ERROR (warned once). */
+static const char *error_code(lt_worker *w, const char *code)
+{
+    if (!w->error_names)
+        w->error_names = mset_new(0);
+    if (mset_find(w->error_names, code, MSET_COUNTER))
+        return code;
+    if (mset_len(w->error_names, MSET_COUNTER) < LT_MAX_ERROR_NAMES) {
+        mset_get(w->error_names, code, MSET_COUNTER);
+        return code;
+    }
+    if (!w->error_names_full) {
+        w->error_names_full = true;
+        cu_warn("more than %d distinct errors: further new ones are counted as errors.%s",
+                LT_MAX_ERROR_NAMES, LT_OTHER_ERROR);
+    }
+    return LT_OTHER_ERROR;
+}
+
 void lt_vu_count_error(lt_vu *vu, const lt_request *r, const char *code, int64_t ts)
 {
     lt_worker *w = vu->w;
     char name[512];
+    code = error_code(w, code);
     snprintf(name, sizeof name, "errors.%s", code);
     lt_vu_count(w, name, 1, ts);
     const lt_plugins *pl = &w->run->script->plugins;
@@ -272,6 +296,7 @@ void lt_vu_start_scenario(lt_worker *w, const lt_scenario *sc)
 {
     lt_vu *vu = vu_take(w);
     vu_setup(vu, sc);
+    lt_intended_start(&vu->intended, vu->start_ns);
     lt_vu_run(vu);
 }
 
@@ -291,6 +316,7 @@ void lt_vu_start(lt_worker *w, uint64_t intended_ns)
         pick = cu_rng_below(&w->rng, s->nscenarios);
     }
     vu_setup(vu, &s->scenarios[pick]);
+    lt_intended_start(&vu->intended, intended_ns);
 
     lt_hot *h = lt_worker_hot(w, ts);
     double lag = intended_ns < now ? (double)(now - intended_ns) / 1e6 : 0.0;
@@ -457,8 +483,10 @@ void lt_vu_run(lt_vu *vu)
             double ms = st->think_ms;
             if (j > 0)
                 ms += (cu_rng_double(&vu->w->rng) * 2 - 1) * (pct ? ms * j / 100 : j);
+            uint64_t think_ms = (uint64_t)llround(ms > 0 ? ms : 0);
+            lt_intended_think(&vu->intended, think_ms);
             vu->think_active = true;
-            uv_timer_start(&vu->think, on_think_done, (uint64_t)llround(ms > 0 ? ms : 0), 0);
+            uv_timer_start(&vu->think, on_think_done, think_ms, 0);
             return;
         }
         case LT_STEP_LOG: {

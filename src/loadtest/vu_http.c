@@ -700,6 +700,9 @@ static void on_response(void *user, int err, const http_response *res)
                     ? (double)(res->t_headers_ns - res->t_written_ns) / 1e6
                     : 0.0;
     mset_entry_summary(m, HOT(h, rt, "http.response_time", MSET_SUMMARY), rt, ts);
+    double intended = lt_intended_response(&vu->intended, res->t_done_ns);
+    if (w->run->opts->latency_from_intended)
+        mset_entry_summary(m, HOT(h, intended, LT_INTENDED_METRIC, MSET_SUMMARY), intended, ts);
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) {
         if (!h->rt_class[cls]) {

@@ -36,6 +36,7 @@ struct lt_vu {
     frame frames[VU_MAX_DEPTH];
     int depth;
     uint64_t start_ns;
+    lt_intended intended;   /* --latency-from-intended's clock */
     uv_timer_t think;
     bool think_active, in_flight, stopping, ended;
     const lt_request *req;  /* in flight */

@@ -9,7 +9,9 @@
  * rpt_html_escape (markup) or rpt_script_json (the data blob); the only
  * unescaped text is this file's own. A section whose metrics are absent is
  * left out, so an Artillery report without metrics-by-endpoint or ensure
- * simply has no such table.
+ * simply has no such table. Latency from the intended send time
+ * (cutover.response_time.intended) is shown beside http.response_time in
+ * the header, the latency chart and the windows table only when present.
  */
 #include <jansson.h>
 #include <math.h>
@@ -23,6 +25,9 @@
 
 #define MBE_PREFIX "plugins.metrics-by-endpoint."
 #define MBE_RT_PREFIX MBE_PREFIX "response_time."
+/* `cutover run --latency-from-intended`: shown beside http.response_time
+ * wherever latency is, when the report has it. */
+#define INTENDED "cutover.response_time.intended"
 #define WINDOW_MS 10000
 #define MAX_SERIES 8   /* more codes or errors than this are summed as "other" */
 
@@ -328,6 +333,19 @@ static void header(cu_buf *b, const facts *f, const char *title)
         num(&s, rt->max);
         card(b, "", "Response time p95", v.data, s.data);
     }
+    const rpt_stat *it = rpt_summary(a, INTENDED);
+    if (it) {
+        cu_buf_reset(&v), cu_buf_reset(&s);
+        num(&v, it->p95);
+        cu_buf_appends(&v, " ms");
+        cu_buf_appends(&s, "from the intended send: p50 ");
+        num(&s, it->p50);
+        cu_buf_appends(&s, " &middot; p99 ");
+        num(&s, it->p99);
+        cu_buf_appends(&s, " &middot; max ");
+        num(&s, it->max);
+        card(b, "", "Intended latency p95", v.data, s.data);
+    }
     if (f->r->has_ensure) {
         size_t nfail = 0, nopt = 0;
         for (size_t i = 0; i < f->r->nchecks; i++) {
@@ -471,16 +489,31 @@ static double window_rate(const rpt_metrics *w)
     return round(n->value / CU_MAX(span, 1000.0) * 1000.0);   /* Artillery's window rate */
 }
 
+/* Does any window or the aggregate have the intended latency? */
+static bool has_intended(const rpt_report *r)
+{
+    if (rpt_summary(&r->aggregate, INTENDED))
+        return true;
+    for (size_t i = 0; i < r->nwindows; i++)
+        if (rpt_summary(&r->windows[i], INTENDED))
+            return true;
+    return false;
+}
+
 static void windows_table(cu_buf *b, const rpt_report *r)
 {
     if (!r->nwindows)
         return;
     cu_buf_appends(b, "<section id=\"windows\"><h2>Windows</h2><details><summary>");
     cu_buf_appendf(b, "%zu intermediate windows of 10 s (times UTC)</summary><table>", r->nwindows);
-    thead(b, "Window start|#requests|#rate /s|#p50|#p95|#p99|#failed users|#errors|Codes");
+    bool intended = has_intended(r);
+    thead(b, intended ? "Window start|#requests|#rate /s|#p50|#p95|#p99|#intended p95|#intended p99|"
+                        "#failed users|#errors|Codes"
+                      : "Window start|#requests|#rate /s|#p50|#p95|#p99|#failed users|#errors|Codes");
     for (size_t i = 0; i < r->nwindows; i++) {
         const rpt_metrics *w = &r->windows[i];
         const rpt_stat *rt = rpt_summary(w, "http.response_time");
+        const rpt_stat *it = intended ? rpt_summary(w, INTENDED) : NULL;
         double errs = 0;
         code_count *codes = NULL;
         size_t ncodes = 0;
@@ -499,6 +532,10 @@ static void windows_table(cu_buf *b, const rpt_report *r)
         td_num(b, rt ? rt->p50 : NAN);
         td_num(b, rt ? rt->p95 : NAN);
         td_num(b, rt ? rt->p99 : NAN);
+        if (intended) {
+            td_num(b, it ? it->p95 : NAN);
+            td_num(b, it ? it->p99 : NAN);
+        }
         td_num(b, rpt_counter_or(w, "vusers.failed", 0));
         td_num(b, errs);
         counts_cell(b, codes, ncodes);
@@ -637,6 +674,19 @@ static json_t *chart_data(const rpt_report *r)
             json_array_append_new(vals, jnum(v));
         }
         json_array_append_new(json_object_get(lat, "series"), series(qn[q], vals));
+    }
+    if (has_intended(r)) {
+        json_object_set_new(lat, "title", json_string("Response time (http.response_time) and from "
+                                                      "the intended send (" INTENDED ")"));
+        static const char *const in[] = {"intended p95", "intended p99"};
+        for (size_t q = 0; q < CU_ARRAY_LEN(in); q++) {
+            json_t *vals = json_array();
+            for (size_t i = 0; i < r->nwindows; i++) {
+                const rpt_stat *s = rpt_summary(&r->windows[i], INTENDED);
+                json_array_append_new(vals, jnum(!s ? NAN : q == 0 ? s->p95 : s->p99));
+            }
+            json_array_append_new(json_object_get(lat, "series"), series(in[q], vals));
+        }
     }
     json_array_append_new(charts, lat);
 

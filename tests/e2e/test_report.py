@@ -44,8 +44,11 @@ def expected_marks(report):
     a bar segment per window and status code or error with a count > 0."""
     wins = report["intermediate"]
     def rt(w):
-        s = (w.get("summaries") or w.get("histograms") or {}).get("http.response_time") or {}
-        return sum(1 for q in ("p50", "p95", "p99") if s.get(q) is not None)
+        sums = w.get("summaries") or w.get("histograms") or {}
+        s = sums.get("http.response_time") or {}
+        it = sums.get("cutover.response_time.intended") or {}   # --latency-from-intended
+        return (sum(1 for q in ("p50", "p95", "p99") if s.get(q) is not None) +
+                sum(1 for q in ("p95", "p99") if it.get(q) is not None))
     marks = {
         "rate": sum(1 for w in wins if "http.request_rate" in w.get("rates", {})
                     or "http.requests" in w.get("counters", {})),
@@ -126,7 +129,8 @@ scenarios:
       - get: {{url: 'nope/x'}}
 """)
     out = tmp_path / "r.json"
-    p = run("run", script, "-o", out, "-q", "--seed", "7", timeout=60)
+    # with the latency from the intended send, shown beside http.response_time
+    p = run("run", script, "-o", out, "-q", "--seed", "7", "--latency-from-intended", timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     rep = load_report(out)
     assert len(rep["intermediate"]) >= 2, len(rep["intermediate"])
@@ -148,6 +152,11 @@ scenarios:
     assert "<td>Invalid URL - nope/x</td>" in text
     assert "<td>/api/mocs</td>" in text and "<td>/status/404</td>" in text
     assert '<td class="warn">fail (optional)</td><td>vusers.created &lt; 0</td>' in text
+    it = rep["aggregate"]["summaries"]["cutover.response_time.intended"]
+    assert card(text, "Intended latency p95").replace(",", "") == f"{it['p95']:g} ms"
+    assert '<th class="n">intended p99</th>' in text
+    assert "<td>cutover.response_time.intended</td>" in text      # the summaries table
+    assert "from the intended send (cutover.response_time.intended)" in text  # the latency chart
     # rate, latency, status codes, errors
     marks = expected_marks(rep)
     assert len(marks) == 4 and marks["rate"] == len(rep["intermediate"]), marks

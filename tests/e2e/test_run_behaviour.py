@@ -200,3 +200,29 @@ def test_missing_upload_file_is_an_error_with_position(tmp_path):
     p = run("run", script)
     assert p.returncode == 1
     assert re.search(r"m\.yml:\d+:\d+: .*nope\.bin", p.stderr), p.stderr
+
+
+def test_distinct_error_names_are_capped(tmp_path):
+    # Each user fails with its own rendered URL in the error code: past 1000
+    # distinct codes, new ones are counted together, so that metric names
+    # (kept in every window and the aggregate) do not grow with the run.
+    s = write(tmp_path, "s.yml", """
+config:
+  target: "http://127.0.0.1:9"
+  phases:
+    - duration: 2
+      arrivalCount: 1200
+scenarios:
+  - flow:
+      - get:
+          url: "nope/{{ $randomString(16) }}"
+""")
+    out = tmp_path / "r.json"
+    p = run("run", s, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    c = load_report(out)["aggregate"]["counters"]
+    errors = {k: v for k, v in c.items() if k.startswith("errors.")}
+    other = "errors.cutover: other errors past the first 1000 distinct ones"
+    assert sum(errors.values()) == 1200 and c["vusers.failed"] == 1200
+    assert len(errors) == 1001 and errors[other] == 200, len(errors)
+    assert p.stderr.count("more than 1000 distinct errors") == 1, p.stderr
