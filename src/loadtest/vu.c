@@ -4,7 +4,8 @@
  * runs the flow step by step; the first error ends it (counted as
  * errors.<code> and vusers.failed), as in Artillery.
  *
- * Users are recycled per worker (their buffers and timer stay allocated),
+ * Users are recycled per worker (their buffers, timer and client to the
+ * target stay allocated; the client's connection does not),
  * so the steady state does not allocate per request beyond the JSON work a
  * capture or check needs. Metric handles for the current window are cached
  * in lt_hot (engine.c) so that a response costs a few additions and one
@@ -82,12 +83,13 @@ void lt_vu_count_error(lt_vu *vu, const lt_request *r, const char *code, int64_t
 }
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+/* The user's connections go with it; its client to the target stays with
+ * the recycled user (buffers and timer kept), ready for the next arrival. */
 static void free_clients(lt_vu *vu)
 {
-    http_client *c = vu->client, *o = vu->other;
-    vu->client = vu->other = NULL;
-    if (c)
-        http_client_free(c);
+    http_client *o = vu->other;
+    vu->other = NULL;
+    http_client_reset(vu->client);
     if (o)
         http_client_free(o);
     if (vu->other_ok) {
@@ -327,6 +329,8 @@ void lt_vu_pool_free(lt_worker *w)
     w->free_vus = NULL;
     while (vu) {
         lt_vu *next = vu->next;
+        http_client_free(vu->client);
+        vu->client = NULL;
         uv_close((uv_handle_t *)&vu->think, vu_close_cb);
         vu = next;
     }

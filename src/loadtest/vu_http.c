@@ -251,6 +251,7 @@ static void pool_release(lt_vu *vu)
                 continue;
             }
             w->pool[i] = http_client_new(&w->loop, &w->run->target, &o);
+            http_client_set_early_write(w->pool[i], true);
         }
         send_hop(next, next->req, w->pool[i], next->target.data);
     }
@@ -331,6 +332,7 @@ static http_client *client_for(lt_vu *vu, const char *url, const char **target, 
                 return NULL;
         }
         *slot = http_client_new(&vu->w->loop, origin, &o);
+        http_client_set_early_write(*slot, true);
     }
     return *slot;
 }
