@@ -467,10 +467,12 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
         break;
     }
     cu_buf_reset(&vu->hop_url);
-    if (absolute)
+    if (absolute) {
         cu_buf_appends(&vu->hop_url, absolute);
-    else
-        cu_buf_appendf(&vu->hop_url, "%s%s", s->target, url);
+    } else {
+        cu_buf_appends(&vu->hop_url, s->target);
+        cu_buf_appends(&vu->hop_url, url);
+    }
     vu->method = r->method;
     vu->hops = 0;
     if (wait) {

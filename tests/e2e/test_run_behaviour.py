@@ -200,3 +200,15 @@ def test_missing_upload_file_is_an_error_with_position(tmp_path):
     p = run("run", script)
     assert p.returncode == 1
     assert re.search(r"m\.yml:\d+:\d+: .*nope\.bin", p.stderr), p.stderr
+
+
+def test_uuid_is_a_fresh_v4_uuid_per_user(tmp_path, upstream):
+    script = write(tmp_path, "u.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
+                   "    - duration: 1\n      arrivalCount: 20\nscenarios:\n  - flow:\n"
+                   "      - log: 'id={{ $uuid }}'\n      - get: {url: /health}\n")
+    p = run("run", script, "-q")
+    assert p.returncode == 0, p.stderr
+    ids = re.findall(r"^id=(.*)$", p.stdout, re.M)
+    assert len(ids) == 20 and len(set(ids)) == 20, p.stdout
+    v4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    assert all(v4.match(i) for i in ids), ids
