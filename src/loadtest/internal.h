@@ -17,6 +17,8 @@
 #define LT_LAG_METRIC "cutover.arrival_lag"
 
 typedef struct lt_run lt_run_t;
+#define LT_MAX_HEADERS 64 /* per request of a user */
+
 typedef struct lt_worker lt_worker;
 typedef struct lt_vu lt_vu;
 
@@ -64,6 +66,8 @@ struct lt_worker {
     json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
     json_t *before_vars;            /* this worker's copy of the before flow's variables */
     atomic_llong passed;            /* windows before this period are final */
+    http_header hdrs[LT_MAX_HEADERS]; /* vu_http.c: scratch for the request being sent
+                                       (http_client_send copies them) */
 };
 
 /* A finished window handed from a worker to the main thread. */
