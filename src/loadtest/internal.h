@@ -41,6 +41,7 @@ struct lt_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_timer_t arrival_timer;
+    uv_idle_t arrival_more;         /* late arrivals left after a batch: after the next poll */
     uv_timer_t tick_timer;          /* window rotation, stop checks */
     uv_async_t wake;                /* main -> worker: stop */
     net_resolver *resolver;
