@@ -132,3 +132,20 @@ def test_refused_then_served_users_recycle_cleanly(tmp_path):
     assert served + c.get("errors.ECONNREFUSED", 0) == 10, c
     assert c["vusers.completed"] == served and c.get("vusers.failed", 0) == 10 - served
     assert len(srv.conns) == served and all(r["client_closed"] for r in srv.conns)
+
+
+def test_a_burst_of_arrivals_all_start_and_complete(upstream, tmp_path):
+    # 1500 arrivals due within 15 ms: the worker starts them a batch per loop
+    # turn (serving responses in between), none is dropped, each lag counted
+    script = write(tmp_path, "b.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
+                   "    - duration: 0.015\n      arrivalCount: 1500\nscenarios:\n  - flow:\n"
+                   "      - get: {url: /health}\n")
+    out = tmp_path / "r.json"
+    p = subprocess.run([BIN, "run", str(script), "-o", str(out), "-q"], env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    agg = load_report(out)["aggregate"]
+    c = agg["counters"]
+    assert c["vusers.created"] == 1500 and c["vusers.completed"] == 1500, c
+    assert c["http.codes.200"] == 1500 and not any(k.startswith("errors.") for k in c), c
+    assert agg["summaries"]["cutover.arrival_lag"]["count"] == 1500
