@@ -300,6 +300,9 @@ static int worker_init(lt_worker *w, lt_run_t *run, int index, uint64_t seed, ch
 static void worker_fini(lt_worker *w)
 {
     json_decref(w->before_vars);
+    json_decref(w->j_target);
+    json_decref(w->j_test_id);
+    json_decref(w->j_environment);
     if (w->win)
         mset_free(w->win);
     uv_loop_close(&w->loop);

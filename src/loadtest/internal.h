@@ -66,6 +66,7 @@ struct lt_worker {
     bool discard;                   /* before/after flow: windows are dropped, not handed off */
     json_t **keep_vars;             /* before/after flow: where the ending user leaves its vars */
     json_t *before_vars;            /* this worker's copy of the before flow's variables */
+    json_t *j_target, *j_test_id, *j_environment; /* vu.c: every user's, shared (made on first use) */
     atomic_llong passed;            /* windows before this period are final */
     http_header hdrs[LT_MAX_HEADERS]; /* vu_http.c: scratch for the request being sent
                                        (http_client_send copies them) */

@@ -173,6 +173,13 @@ static void make_uuid(cu_rng *rng, char out[37])
     *o = '\0';
 }
 
+json_t *lt_vu_jar(lt_vu *vu)
+{
+    if (!vu->cookies)
+        vu->cookies = json_object();
+    return vu->cookies;
+}
+
 static json_t *initial_vars(lt_vu *vu)
 {
     lt_run_t *run = vu->w->run;
@@ -181,10 +188,16 @@ static json_t *initial_vars(lt_vu *vu)
     char uuid[37];
     make_uuid(&vu->w->rng, uuid);
     json_object_set_new(vars, "$uuid", json_string(uuid));
-    json_object_set_new(vars, "target", json_string(s->target));
-    json_object_set_new(vars, "$testId", json_string(run->test_id));
-    if (s->environment)
-        json_object_set_new(vars, "$environment", json_string(s->environment));
+    lt_worker *w = vu->w;
+    if (!w->j_target) { /* the same for every user: one string per worker, shared */
+        w->j_target = json_string(s->target);
+        w->j_test_id = json_string(run->test_id);
+        w->j_environment = s->environment ? json_string(s->environment) : NULL;
+    }
+    json_object_set(vars, "target", w->j_target);
+    json_object_set(vars, "$testId", w->j_test_id);
+    if (w->j_environment)
+        json_object_set(vars, "$environment", w->j_environment);
     if (vu->w->before_vars) { /* the before flow's captures, then CSV, then config.variables */
         const char *k;
         json_t *v;
@@ -261,12 +274,12 @@ static void vu_setup(lt_vu *vu, const lt_scenario *sc)
     const lt_script *s = w->run->script;
     vu->sc = sc;
     vu->vars = initial_vars(vu);
-    vu->cookies = json_object();
+    vu->cookies = NULL;
     for (size_t i = 0; i < s->ndefault_cookies; i++) {
         lt_ctx ctx = {vu->vars, &w->rng};
         cu_buf_reset(&vu->vals);
         lt_tmpl_render(s->default_cookies[i].value, &ctx, &vu->vals);
-        json_object_set_new(vu->cookies, s->default_cookies[i].name, json_string(vu->vals.data));
+        json_object_set_new(lt_vu_jar(vu), s->default_cookies[i].name, json_string(vu->vals.data));
     }
     vu->ctx.vars = vu->vars;
     vu->ctx.rng = &w->rng;

@@ -426,7 +426,7 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
     for (size_t i = 0; i < r->ncookies; i++) {
         cu_buf v = CU_BUF_INIT;
         lt_vu_render(vu, r->cookies[i].value, &v);
-        json_object_set_new(vu->cookies, r->cookies[i].name, json_string(v.data ? v.data : ""));
+        json_object_set_new(lt_vu_jar(vu), r->cookies[i].name, json_string(v.data ? v.data : ""));
         cu_buf_free(&v);
     }
     vu->cookie_h = -1;
@@ -586,7 +586,7 @@ static void store_cookies(lt_vu *vu, const http_response *res)
         if (cookie_expired(end, (size_t)(h->value + h->value_len - end)))
             json_object_del(vu->cookies, name);
         else
-            json_object_set_new(vu->cookies, name, json_stringn(eq + 1, (size_t)(end - eq - 1)));
+            json_object_set_new(lt_vu_jar(vu), name, json_stringn(eq + 1, (size_t)(end - eq - 1)));
         free(name);
     }
 }

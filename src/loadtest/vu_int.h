@@ -26,7 +26,7 @@ struct lt_vu {
     lt_vu *next, *prev;     /* live list, or free list (next only) */
     const lt_scenario *sc;
     json_t *vars;
-    json_t *cookies;        /* name -> value */
+    json_t *cookies;        /* name -> value; NULL until the first cookie (lt_vu_jar) */
     lt_ctx ctx;
     http_client *client;    /* to the target's origin */
     http_client *other;     /* to the last other origin used */
@@ -55,6 +55,9 @@ struct lt_vu {
     uint32_t hlen[VU_MAX_HEADERS][2];
     size_t nh;
 };
+
+/* The user's cookie jar, made on first use (most users never get one). */
+json_t *lt_vu_jar(lt_vu *vu);
 
 /* Cached metric handle of the current window (w must be in scope). */
 #define HOT(h, field, name, kind)                                                          \
