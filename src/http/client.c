@@ -14,6 +14,12 @@
  * request timeout and, with a zero delay, errors found inside
  * http_client_send that must still be reported later.
  *
+ * Early write (http_client_set_early_write): a new plain connection comes
+ * from net_connect_early and the request is written in do_connect, so
+ * `early_sent` tells on_connect not to write it again; on_connect then
+ * fires when the response starts and takes the connect time from
+ * net_stream_tcp_done_ns.
+ *
  * Lifetime: the struct lives until http_client_free has been called and
  * every handle (timer, streams) is closed and any resolution has answered
  * (`refs`); callbacks arriving in between see `freeing` and do nothing.
@@ -56,6 +62,8 @@ struct http_client {
     uint64_t t_connect_start, t_connect_ns, t_written_ns;
     uint64_t t_resolve_start, t_dns_ns, t_tcp_ns, t_tls_ns;
     bool is_head, reused, retried, got_bytes, wait_drain, want_close;
+    bool early;          /* http_client_set_early_write applies */
+    bool early_sent;     /* this connection's request went out in do_connect */
     cu_buf req;
     hp_msg parser;
     uint64_t nreused;
@@ -238,6 +246,16 @@ static void do_connect(http_client *c, const struct sockaddr *addr)
     c->t_connect_start = cu_now_ns();
     c->connected = false;
     hp_reset(&c->parser);
+    c->early_sent = false;
+    if (c->early) {
+        c->s = net_connect_early(c->loop, addr, NULL, c->origin.host, &client_cbs, c);
+        c->refs++;
+        if (c->busy) {
+            c->early_sent = true;
+            write_request(c);
+        }
+        return;
+    }
     c->s = net_connect(c->loop, addr, c->origin.tls ? c->tls : NULL, c->origin.host, &client_cbs,
                        c);
     c->refs++;
@@ -335,13 +353,17 @@ static void on_connect(net_stream *s, int status)
         return;
     }
     c->connected = true;
-    uint64_t now = cu_now_ns(), tcp = net_stream_tcp_done_ns(s);
+    uint64_t tcp = net_stream_tcp_done_ns(s), now = c->early_sent && tcp ? tcp : cu_now_ns();
     c->t_connect_ns = now - c->t_connect_start;
     c->t_tcp_ns = tcp > c->t_connect_start ? tcp - c->t_connect_start : c->t_connect_ns;
     c->t_tls_ns = c->origin.tls && tcp ? now - tcp : 0;
     if (!c->busy)
         return;
     arm_timer(c);
+    if (c->early_sent) {
+        c->early_sent = false; /* written in do_connect */
+        return;
+    }
     write_request(c);
 }
 
@@ -492,6 +514,23 @@ void http_client_free(http_client *c)
     c->old = NULL;
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     maybe_free(c);
+}
+
+void http_client_set_early_write(http_client *c, bool on)
+{
+    c->early = on && !c->connect_timeout_ms && !c->origin.tls;
+}
+
+void http_client_reset(http_client *c)
+{
+    if (!c || c->freeing)
+        return;
+    if (c->busy)
+        complete_err(c, UV_ECANCELED);
+    close_conn(c);
+    if (c->old)
+        net_stream_close(c->old);
+    c->old = NULL;
 }
 
 uint64_t http_client_reused(const http_client *c)

@@ -103,6 +103,12 @@ typedef struct http_client_opts {
 
 /* A client for url's origin (the URL's target is ignored). */
 http_client *http_client_new(uv_loop_t *loop, const http_url *origin, const http_client_opts *o);
+/* Early write, for plain http without connect_timeout_ms (else ignored):
+ * new connections come from net_connect_early and the request is written
+ * as connect() returns instead of a loop turn later; errors are reported
+ * as without it. t_tcp_ns then runs until the kernel took the request
+ * (the handshake was done by then). Call before the first send. */
+void http_client_set_early_write(http_client *c, bool on);
 /* Sends one request; cb fires once, later. keep_body: buffer the body for
  * the callback. timeout_ms covers connect + request + response (0 = none).
  * Returns 0, or -EBUSY if a request is already in flight. */
@@ -111,6 +117,12 @@ int http_client_send(http_client *c, const http_request *req, bool keep_body,
 /* Closes the connection and frees the client once the loop has released
  * it. A request in flight completes with UV_ECANCELED first. */
 void http_client_free(http_client *c);
+/* Closes the connection (and a retired one) as http_client_free does, a
+ * request in flight completing with UV_ECANCELED first, but keeps the
+ * client and its buffers: the next http_client_send opens a new
+ * connection. For owners that recycle clients (one connection per
+ * virtual user without an allocation per user). */
+void http_client_reset(http_client *c);
 /* Requests sent over a reused connection so far (for tests). */
 uint64_t http_client_reused(const http_client *c);
 

@@ -12,7 +12,14 @@
  * Arrival timing: libuv timers have millisecond resolution; the timer is set
  * to the ceiling of the time left, and every arrival due by then is started
  * in one go with its lateness (actual - intended start) recorded in the
- * summary `cutover.arrival_lag` (ms).
+ * summary `cutover.arrival_lag` (ms). A worker that is behind starts at
+ * most LT_ARRIVAL_BATCH late arrivals per loop turn and takes the rest
+ * after the next poll (arrival_more, an idle handle: the poll does not
+ * block), so responses keep being read and finished users keep freeing
+ * their sockets and memory while it catches up: every arrival still starts,
+ * in order, as soon as the worker can, and its lag is recorded; only the
+ * number of users alive at once stays near what the loop can serve rather
+ * than the whole backlog.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -129,6 +136,9 @@ static void next_owned(lt_worker *w)
 }
 
 static void on_arrival(uv_timer_t *t);
+static void on_arrival_more(uv_idle_t *i);
+
+#define LT_ARRIVAL_BATCH 64
 
 static void arm_arrival(lt_worker *w)
 {
@@ -140,12 +150,15 @@ static void arm_arrival(lt_worker *w)
     uv_timer_start(&w->arrival_timer, on_arrival, delay, 0);
 }
 
-static void on_arrival(uv_timer_t *t)
+/* Starts the arrivals due now, at most a batch; false when some are left. */
+static bool start_due(lt_worker *w)
 {
-    lt_worker *w = t->data;
     lt_run_t *run = w->run;
     uint64_t now = cu_now_ns();
+    int n = 0;
     while (!w->sched_done && !w->stopping && run->start_ns + w->next_t <= now + 100000) {
+        if (n++ == LT_ARRIVAL_BATCH)
+            return false;
         const lt_phase *ph = &run->script->phases[w->next_phase];
         if (ph->max_vusers > 0 && atomic_load(&run->active_total) >= ph->max_vusers) {
             mset_count(lt_worker_window(w, cu_wall_ms()), "vusers.skipped", 1, cu_wall_ms());
@@ -155,10 +168,32 @@ static void on_arrival(uv_timer_t *t)
         next_owned(w);
         now = cu_now_ns();
     }
+    return true;
+}
+
+static void arrivals_done_or_rearm(lt_worker *w, bool all)
+{
+    if (!all && !w->stopping) {
+        uv_idle_start(&w->arrival_more, on_arrival_more);
+        return;
+    }
+    uv_idle_stop(&w->arrival_more);
     if (w->sched_done)
         maybe_finish(w);
     else
         arm_arrival(w);
+}
+
+static void on_arrival(uv_timer_t *t)
+{
+    lt_worker *w = t->data;
+    arrivals_done_or_rearm(w, start_due(w));
+}
+
+static void on_arrival_more(uv_idle_t *i)
+{
+    lt_worker *w = i->data;
+    arrivals_done_or_rearm(w, start_due(w));
 }
 
 /* ---- worker: life cycle ---------------------------------------------------------------- */
@@ -185,6 +220,7 @@ static void maybe_finish(lt_worker *w)
     atomic_store(&w->passed, INT64_MAX);
     lt_vu_http_free(w); /* http.pool's kept-alive connections would keep the loop running */
     uv_close((uv_handle_t *)&w->arrival_timer, close_cb);
+    uv_close((uv_handle_t *)&w->arrival_more, close_cb);
     uv_close((uv_handle_t *)&w->tick_timer, close_cb);
     uv_close((uv_handle_t *)&w->wake, close_cb);
     atomic_fetch_add(&w->run->workers_done, 1);
@@ -208,6 +244,7 @@ static void on_wake(uv_async_t *a)
     w->stopping = true;
     w->sched_done = true;
     uv_timer_stop(&w->arrival_timer);
+    uv_idle_stop(&w->arrival_more);
     lt_vu_stop_all(w);
     maybe_finish(w);
 }
@@ -241,6 +278,8 @@ static int worker_init(lt_worker *w, lt_run_t *run, int index, uint64_t seed, ch
         return rc;
     }
     uv_timer_init(&w->loop, &w->arrival_timer);
+    uv_idle_init(&w->loop, &w->arrival_more);
+    w->arrival_more.data = w;
     uv_timer_init(&w->loop, &w->tick_timer);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->arrival_timer.data = w->tick_timer.data = w->wake.data = w;
@@ -263,6 +302,9 @@ static void worker_fini(lt_worker *w)
     json_decref(w->before_vars);
     if (w->error_names)
         mset_free(w->error_names);
+    json_decref(w->j_target);
+    json_decref(w->j_test_id);
+    json_decref(w->j_environment);
     if (w->win)
         mset_free(w->win);
     uv_loop_close(&w->loop);
@@ -299,6 +341,7 @@ static json_t *run_side_flow(lt_run_t *run, const lt_scenario *sc, uint64_t seed
         uv_run(&w.loop, UV_RUN_ONCE);
     }
     uv_close((uv_handle_t *)&w.arrival_timer, NULL);
+    uv_close((uv_handle_t *)&w.arrival_more, NULL);
     uv_close((uv_handle_t *)&w.tick_timer, NULL);
     uv_close((uv_handle_t *)&w.wake, NULL);
     lt_vu_pool_free(&w);

@@ -55,6 +55,8 @@ static inline double lt_intended_response(lt_intended *c, uint64_t done_ns)
 }
 
 typedef struct lt_run lt_run_t;
+#define LT_MAX_HEADERS 64 /* per request of a user */
+
 typedef struct lt_worker lt_worker;
 typedef struct lt_vu lt_vu;
 
@@ -98,6 +100,7 @@ struct lt_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_timer_t arrival_timer;
+    uv_idle_t arrival_more;         /* late arrivals left after a batch: after the next poll */
     uv_timer_t tick_timer;          /* window rotation, stop checks */
     uv_async_t wake;                /* main -> worker: stop */
     net_resolver *resolver;
@@ -124,7 +127,10 @@ struct lt_worker {
     json_t *before_vars;            /* this worker's copy of the before flow's variables */
     mset *error_names;              /* the distinct error codes counted so far (vu.c) */
     bool error_names_full;
+    json_t *j_target, *j_test_id, *j_environment; /* vu.c: every user's, shared (made on first use) */
     atomic_llong passed;            /* windows before this period are final */
+    http_header hdrs[LT_MAX_HEADERS]; /* vu_http.c: scratch for the request being sent
+                                       (http_client_send copies them) */
 };
 
 /* A finished window handed from a worker to the main thread. */

@@ -4,7 +4,8 @@
  * runs the flow step by step; the first error ends it (counted as
  * errors.<code> and vusers.failed), as in Artillery.
  *
- * Users are recycled per worker (their buffers and timer stay allocated),
+ * Users are recycled per worker (their buffers, timer and client to the
+ * target stay allocated; the client's connection does not),
  * so the steady state does not allocate per request beyond the JSON work a
  * capture or check needs. Metric handles for the current window are cached
  * in lt_hot (engine.c) so that a response costs a few additions and one
@@ -106,12 +107,13 @@ void lt_vu_count_error(lt_vu *vu, const lt_request *r, const char *code, int64_t
 }
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+/* The user's connections go with it; its client to the target stays with
+ * the recycled user (buffers and timer kept), ready for the next arrival. */
 static void free_clients(lt_vu *vu)
 {
-    http_client *c = vu->client, *o = vu->other;
-    vu->client = vu->other = NULL;
-    if (c)
-        http_client_free(c);
+    http_client *o = vu->other;
+    vu->other = NULL;
+    http_client_reset(vu->client);
     if (o)
         http_client_free(o);
     if (vu->other_ok) {
@@ -184,9 +186,15 @@ static void make_uuid(cu_rng *rng, char out[37])
     memcpy(b + 8, &c, 8);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) { /* 8-4-4-4-12, without snprintf: once per user */
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
 }
 
 static json_t *initial_vars(lt_vu *vu)
@@ -197,10 +205,16 @@ static json_t *initial_vars(lt_vu *vu)
     char uuid[37];
     make_uuid(&vu->w->rng, uuid);
     json_object_set_new(vars, "$uuid", json_string(uuid));
-    json_object_set_new(vars, "target", json_string(s->target));
-    json_object_set_new(vars, "$testId", json_string(run->test_id));
-    if (s->environment)
-        json_object_set_new(vars, "$environment", json_string(s->environment));
+    lt_worker *w = vu->w;
+    if (!w->j_target) { /* the same for every user: one string per worker, shared */
+        w->j_target = json_string(s->target);
+        w->j_test_id = json_string(run->test_id);
+        w->j_environment = s->environment ? json_string(s->environment) : NULL;
+    }
+    json_object_set(vars, "target", w->j_target);
+    json_object_set(vars, "$testId", w->j_test_id);
+    if (w->j_environment)
+        json_object_set(vars, "$environment", w->j_environment);
     if (vu->w->before_vars) { /* the before flow's captures, then CSV, then config.variables */
         const char *k;
         json_t *v;
@@ -356,6 +370,8 @@ void lt_vu_pool_free(lt_worker *w)
     w->free_vus = NULL;
     while (vu) {
         lt_vu *next = vu->next;
+        http_client_free(vu->client);
+        vu->client = NULL;
         uv_close((uv_handle_t *)&vu->think, vu_close_cb);
         vu = next;
     }

@@ -45,16 +45,16 @@ static void add_header(lt_vu *vu, const char *name, size_t nlen, const lt_tmpl *
     if (vu->nh >= VU_MAX_HEADERS)
         return;
     size_t i = vu->nh++;
-    vu->hoff[i][0] = vu->vals.len;
+    vu->hoff[i][0] = (uint32_t)vu->vals.len;
     cu_buf_append(&vu->vals, name, nlen);
-    vu->hlen[i][0] = nlen;
+    vu->hlen[i][0] = (uint32_t)nlen;
     cu_buf_appendc(&vu->vals, '\0');
-    vu->hoff[i][1] = vu->vals.len;
+    vu->hoff[i][1] = (uint32_t)vu->vals.len;
     if (value)
         lt_vu_render(vu, value, &vu->vals);
     else
         cu_buf_appends(&vu->vals, literal);
-    vu->hlen[i][1] = vu->vals.len - vu->hoff[i][1];
+    vu->hlen[i][1] = (uint32_t)(vu->vals.len - vu->hoff[i][1]);
     cu_buf_appendc(&vu->vals, '\0');
 }
 
@@ -153,9 +153,9 @@ static void jar_header(lt_vu *vu)
     }
     if (vu->cookie_h >= 0) {
         size_t i = (size_t)vu->cookie_h;
-        vu->hoff[i][1] = vu->vals.len;
+        vu->hoff[i][1] = (uint32_t)vu->vals.len;
         cu_buf_appends(&vu->vals, cv.data);
-        vu->hlen[i][1] = vu->vals.len - vu->hoff[i][1];
+        vu->hlen[i][1] = (uint32_t)(vu->vals.len - vu->hoff[i][1]);
         cu_buf_appendc(&vu->vals, '\0');
     } else if (vu->nh < VU_MAX_HEADERS) {
         vu->cookie_h = (int)vu->nh;
@@ -255,6 +255,7 @@ static void pool_release(lt_vu *vu)
                 continue;
             }
             w->pool[i] = http_client_new(&w->loop, &w->run->target, &o);
+            http_client_set_early_write(w->pool[i], true);
         }
         send_hop(next, next->req, w->pool[i], next->target.data);
     }
@@ -335,6 +336,7 @@ static http_client *client_for(lt_vu *vu, const char *url, const char **target, 
                 return NULL;
         }
         *slot = http_client_new(&vu->w->loop, origin, &o);
+        http_client_set_early_write(*slot, true);
     }
     return *slot;
 }
@@ -345,14 +347,14 @@ static bool send_hop(lt_vu *vu, const lt_request *r, http_client *c, const char 
 {
     lt_worker *w = vu->w;
     for (size_t i = 0; i < vu->nh; i++)
-        vu->hdrs[i] = (http_header){vu->vals.data + vu->hoff[i][0], vu->hlen[i][0],
-                                    vu->vals.data + vu->hoff[i][1], vu->hlen[i][1]};
+        w->hdrs[i] = (http_header){vu->vals.data + vu->hoff[i][0], vu->hlen[i][0],
+                                   vu->vals.data + vu->hoff[i][1], vu->hlen[i][1]};
     int64_t ts = cu_wall_ms();
     lt_hot *h = lt_worker_hot(w, ts);
     mset_entry_count(w->win, HOT(h, requests, "http.requests", MSET_COUNTER), 1, ts);
     mset_entry_rate(w->win, HOT(h, request_rate, "http.request_rate", MSET_RATE), ts);
 
-    http_request req = {vu->method, target && *target ? target : "/", vu->hdrs, vu->nh,
+    http_request req = {vu->method, target && *target ? target : "/", w->hdrs, vu->nh,
                         vu->body.len ? vu->body.data : NULL, vu->body.len};
     vu->req = r;
     vu->in_flight = true;
@@ -394,10 +396,12 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
         return false;
     }
     cu_buf_reset(&vu->hop_url); /* the absolute URL: cookies are scoped by it */
-    if (absolute)
+    if (absolute) {
         cu_buf_appends(&vu->hop_url, absolute);
-    else
-        cu_buf_appendf(&vu->hop_url, "%s%s", s->target, url);
+    } else {
+        cu_buf_appends(&vu->hop_url, s->target);
+        cu_buf_appends(&vu->hop_url, url);
+    }
     char err[CU_ERRLEN];
     const char *target = NULL;
     bool wait;

@@ -8,7 +8,7 @@
 
 #include "loadtest/internal.h"
 
-#define VU_MAX_HEADERS 64
+#define VU_MAX_HEADERS LT_MAX_HEADERS
 #define VU_MAX_DEPTH 16
 
 
@@ -50,11 +50,13 @@ struct lt_vu {
     int pool_slot;          /* http.pool: the worker's connection it holds, or -1 */
     bool pool_waiting;      /* in the worker's queue for a connection */
     lt_vu *pool_next;       /* that queue */
-    size_t hoff[VU_MAX_HEADERS][2]; /* name and value offsets into vals */
-    size_t hlen[VU_MAX_HEADERS][2];
-    http_header hdrs[VU_MAX_HEADERS];
+    /* the request's headers: name and value offsets into vals (32 bits:
+     * a user waiting to connect costs its struct, so keep it small) */
+    uint32_t hoff[VU_MAX_HEADERS][2];
+    uint32_t hlen[VU_MAX_HEADERS][2];
     size_t nh;
 };
+
 
 /* Cached metric handle of the current window (w must be in scope). */
 #define HOT(h, field, name, kind)                                                          \

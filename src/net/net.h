@@ -66,6 +66,23 @@ typedef struct net_stream_cbs {
  * on_connect fires once, later, with 0 or an error. */
 net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
                         const char *server_name, const net_stream_cbs *cbs, void *user);
+/* As net_connect, for a client that speaks first (HTTP): the socket is made
+ * here (non-blocking, TCP_NODELAY) and connect() started, and net_write may
+ * be called at once: the first write is tried straight away. On loopback
+ * the handshake has completed when connect() returns, so the request goes
+ * out without waiting a loop turn for writability and without the
+ * SO_ERROR check; elsewhere the kernel refuses it (EAGAIN) and it waits in
+ * the queue until the socket is writable. on_connect still fires exactly
+ * once, never from inside this call or net_write: with 0 once the
+ * connection is known to be up (a queued write completed, or data or EOF
+ * arrived: just before the first on_read/on_end), or with the connect
+ * error (ECONNREFUSED, ...), however it shows (connect(), the first write,
+ * the read side). net_stream_tcp_done_ns is when the first write was taken
+ * by the kernel (the handshake was done by then) or when the connection
+ * was seen up. The owner must write something (or the peer send) for
+ * on_connect(0) to fire. With tls this is net_connect. */
+net_stream *net_connect_early(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
+                              const char *server_name, const net_stream_cbs *cbs, void *user);
 /* Queues plaintext for writing (copied). Returns 0 or a negative code. */
 int net_write(net_stream *s, const void *data, size_t len);
 /* Stops/starts delivering on_read (back-pressure). */

@@ -54,6 +54,7 @@ struct net_stream {
     bool writing;                /* wreq in flight */
     bool paused;
     bool close_after_flush;      /* net_stream_end */
+    bool early;                  /* net_connect_early: writes allowed while connecting */
     cu_buf wq;                   /* not yet handed to libuv */
     cu_buf wfly;                 /* the uv_write in flight */
     uint64_t bytes_in, bytes_out;

@@ -8,6 +8,10 @@
  * - writes try uv_try_write first; the rest waits in `wq`, with at most one
  *   uv_write in flight (from `wfly`), so callbacks stay ordered and a warm
  *   stream never allocates to write;
+ * - an early stream (net_connect_early) is NS_CONNECTING until a write is
+ *   taken by the kernel or the read side sees the peer; it reads and
+ *   accepts writes from the start, and its on_connect(0) is delivered from
+ *   the first callback that proves the connection up (early_up);
  * - after net_stream_close (state NS_CLOSING) no callback but on_close fires:
  *   every fire_* helper checks the state first, and callers re-check after
  *   each owner callback because the owner may close from inside it.
@@ -129,6 +133,29 @@ static void fail_later(net_stream *s, int err)
     uv_timer_start(&s->defer, on_defer, 0, 0);
 }
 
+/* ---- early streams ------------------------------------------------------ */
+/* The connection of an early stream is known to be up: remember when (the
+ * first proof counts) and leave NS_CONNECTING. */
+static void early_mark_up(net_stream *s)
+{
+    if (!s->tcp_done_ns)
+        s->tcp_done_ns = cu_now_ns();
+    if (s->state == NS_CONNECTING)
+        s->state = NS_OPEN;
+}
+
+/* From a libuv callback that proves the connection up: delivers the
+ * pending on_connect(0). Returns false when the owner closed or ended the
+ * stream from it (the caller must then stop). */
+static bool early_up(net_stream *s)
+{
+    if (!s->early || s->connect_fired)
+        return true;
+    early_mark_up(s);
+    net__fire_connect(s, 0);
+    return net__live(s);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -147,9 +174,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         int err = (int)nread;
         if (s->ssl && !s->hs_done && err == UV_EOF)
             err = UV_ECONNRESET; /* as Node: closed before the handshake finished */
+        /* early: an error before the connection was seen up is the connect's */
+        if ((err == UV_EOF || s->state == NS_OPEN) && !early_up(s))
+            return;
         net__fire_fail(s, err);
         return;
     }
+    if (!early_up(s))
+        return;
     s->bytes_in += (uint64_t)nread;
     if (s->close_after_flush)
         return; /* ending: input is discarded */
@@ -157,6 +189,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         net__tls_input(s, buf->base, (size_t)nread);
     else if (s->cbs->on_read)
         s->cbs->on_read(s, buf->base, (size_t)nread);
+}
+
+static bool may_write(const net_stream *s)
+{
+    return s->state != NS_CONNECTING || s->early;
 }
 
 static void start_reading(net_stream *s)
@@ -198,6 +235,8 @@ static void on_written(uv_write_t *req, int status)
             net__fire_fail(s, status);
         return;
     }
+    if (!early_up(s))
+        return;
     if (s->wq.len) {
         flush_queue(s);
         return;
@@ -217,20 +256,30 @@ int net__raw_write(net_stream *s, const void *data, size_t len)
     if (len == 0)
         return 0;
     s->bytes_out += len;
-    if (!s->writing && s->wq.len == 0 && s->state != NS_CONNECTING) {
+    if (!s->writing && s->wq.len == 0 && may_write(s)) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        if (n > 0 && s->early)
+            early_mark_up(s); /* the kernel took data: the handshake is done */
         if (n == (int)len)
             return 0;
         if (n > 0) {
             data = (const char *)data + n;
             len -= (size_t)n;
         }
+        if (n < 0 && n != UV_EAGAIN && s->state == NS_CONNECTING) {
+            /* early, refused (or failed) before it was up: this is the
+             * connect's error; a second write would only say EPIPE (and
+             * a read, EOF) */
+            uv_read_stop((uv_stream_t *)&s->tcp);
+            fail_later(s, n);
+            return 0;
+        }
         /* EAGAIN, a partial write, or a real error: uv_write below reports
          * the error (if any) asynchronously through on_written. */
     }
     cu_buf_append(&s->wq, data, len);
-    if (!s->writing && s->state != NS_CONNECTING)
+    if (!s->writing && may_write(s))
         flush_queue(s);
     return 0;
 }
@@ -296,6 +345,46 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
     return s;
 }
 
+/* The socket of an early stream, connect() started; 0 or a negative code. */
+static int early_open(net_stream *s, const struct sockaddr *addr)
+{
+    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
+        rc = -errno; /* as libuv: ECONNREFUSED and the rest, reported later */
+    if (rc == 0)
+        rc = uv_tcp_open(&s->tcp, fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    start_reading(s); /* a refused or reset connect shows on the read side */
+    return 0;
+}
+
+net_stream *net_connect_early(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
+                              const char *server_name, const net_stream_cbs *cbs, void *user)
+{
+    if (tls)
+        return net_connect(loop, addr, tls, server_name, cbs, user);
+    net_stream *s = stream_alloc(loop);
+    s->cbs = cbs ? cbs : &no_cbs;
+    s->user = user;
+    s->state = NS_CONNECTING;
+    s->early = true;
+    int rc = early_open(s, addr);
+    if (rc < 0) {
+        s->early = false; /* no socket: nothing may be written */
+        fail_later(s, rc);
+    }
+    return s;
+}
+
 /* ---- the rest of the stream API ------------------------------------------ */
 uint64_t net_stream_tcp_done_ns(const net_stream *s)
 {
@@ -307,7 +396,7 @@ void net_pause(net_stream *s)
     if (s->paused)
         return;
     s->paused = true;
-    if (s->state != NS_CLOSING && s->state != NS_CONNECTING)
+    if (s->state != NS_CLOSING && may_write(s))
         uv_read_stop((uv_stream_t *)&s->tcp);
 }
 
@@ -316,7 +405,7 @@ void net_resume(net_stream *s)
     if (!s->paused)
         return;
     s->paused = false;
-    if (net__live(s) && s->state != NS_CONNECTING)
+    if (net__live(s) && may_write(s))
         start_reading(s);
 }
 

@@ -226,3 +226,31 @@ scenarios:
     assert sum(errors.values()) == 1200 and c["vusers.failed"] == 1200
     assert len(errors) == 1001 and errors[other] == 200, len(errors)
     assert p.stderr.count("more than 1000 distinct errors") == 1, p.stderr
+
+
+def test_uuid_is_a_fresh_v4_uuid_per_user(tmp_path, upstream):
+    script = write(tmp_path, "u.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
+                   "    - duration: 1\n      arrivalCount: 20\nscenarios:\n  - flow:\n"
+                   "      - log: 'id={{ $uuid }}'\n      - get: {url: /health}\n")
+    p = run("run", script, "-q")
+    assert p.returncode == 0, p.stderr
+    ids = re.findall(r"^id=(.*)$", p.stdout, re.M)
+    assert len(ids) == 20 and len(set(ids)) == 20, p.stdout
+    v4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    assert all(v4.match(i) for i in ids), ids
+
+
+def test_built_in_variables_for_every_user(tmp_path, upstream):
+    # target, $testId and $environment are the same for every user (one string
+    # per worker, shared); a user's own captures do not leak to the next user
+    script = write(tmp_path, "v.yml", f"config:\n  target: {upstream.url}\n  phases:\n"
+                   "    - duration: 1\n      arrivalCount: 6\n  environments:\n    staging: {}\n"
+                   "scenarios:\n  - flow:\n"
+                   "      - log: 'v={{ target }}|{{ $testId }}|{{ $environment }}|{{ mine }}'\n"
+                   "      - get: {url: /health, capture: {json: '$.status', as: mine}}\n")
+    p = run("run", script, "-q", "-e", "staging", "--workers", "2",
+            env={"ARTILLERY_TEST_RUN_ID": "t_fixed"})
+    assert p.returncode == 0, p.stderr
+    lines = re.findall(r"^v=(.*)$", p.stdout, re.M)
+    assert len(lines) == 6, p.stdout
+    assert set(lines) == {f"{upstream.url}|t_fixed|staging|undefined"}, lines

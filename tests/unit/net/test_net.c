@@ -65,6 +65,8 @@ typedef struct echo {
     int accepts, srv_end_calls, srv_close_calls;
     uint64_t srv_bytes;
     bool srv_end_after_write; /* server: send payload_len bytes then net_stream_end */
+    bool early;               /* client: net_connect_early, payload written at once */
+    int read_before_connect;  /* on_read or on_end before on_connect: must stay 0 */
 } echo;
 
 static void srv_read(net_stream *s, const char *data, size_t len)
@@ -116,7 +118,7 @@ static void cli_connect(net_stream *s, int status)
         net_stream_close(s);
         return;
     }
-    if (!e->srv_end_after_write)
+    if (!e->srv_end_after_write && !e->early)
         assert_int_equal(net_write(s, e->payload, e->payload_len), 0);
 }
 
@@ -124,6 +126,7 @@ static void cli_read(net_stream *s, const char *data, size_t len)
 {
     echo *e = net_stream_user(s);
     e->read_calls++;
+    e->read_before_connect += e->connect_calls == 0;
     cu_buf_append(&e->got, data, len);
     if (!e->srv_end_after_write && e->got.len == e->payload_len)
         net_stream_close(s);
@@ -133,6 +136,7 @@ static void cli_end(net_stream *s, int status)
 {
     echo *e = net_stream_user(s);
     e->end_calls++;
+    e->read_before_connect += e->connect_calls == 0;
     e->end_status = status;
     net_stream_close(s);
 }
@@ -179,10 +183,14 @@ static void echo_connect(echo *e, const char *ip, int port, net_tls *tls, const 
         assert_int_equal(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss), 0);
     else
         assert_int_equal(uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss), 0);
-    net_stream *s = net_connect(&e->loop, (struct sockaddr *)&ss, tls, name, &cli_cbs, e);
+    net_stream *s = e->early
+                        ? net_connect_early(&e->loop, (struct sockaddr *)&ss, tls, name, &cli_cbs, e)
+                        : net_connect(&e->loop, (struct sockaddr *)&ss, tls, name, &cli_cbs, e);
     assert_non_null(s);
     assert_ptr_equal(net_stream_user(s), e);
-    assert_int_equal(e->connect_calls, 0); /* never from inside net_connect */
+    if (e->early && !e->srv_end_after_write)
+        assert_int_equal(net_write(s, e->payload, e->payload_len), 0);
+    assert_int_equal(e->connect_calls, 0); /* never from inside net_connect or net_write */
 }
 
 static void echo_fini(echo *e)
@@ -354,6 +362,63 @@ static void test_tcp_echo(void **state)
     echo_fini(&e);
 }
 
+/* net_connect_early: the payload is written before on_connect, which still
+ * fires once, before any on_read; a payload bigger than the socket buffer
+ * goes out through the queue. */
+static void early_echo(size_t len)
+{
+    char *payload = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        payload[i] = (char)(i * 13);
+    echo e;
+    echo_init(&e, payload, len);
+    e.early = true;
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.read_before_connect, 0);
+    assert_int_equal(e.got.len, len);
+    assert_memory_equal(e.got.data, payload, len);
+    assert_int_equal(e.end_calls, 0);
+    assert_int_equal(e.close_calls, 1);
+    assert_int_equal(e.accepts, 1);
+    assert_int_equal(e.srv_close_calls, 1);
+    assert_int_equal(e.srv_bytes, len);
+    echo_fini(&e);
+    free(payload);
+}
+
+static void test_early_echo(void **state)
+{
+    (void)state;
+    early_echo(100);
+    early_echo(3000000);
+}
+
+/* The server writes and ends before the early client wrote anything:
+ * on_connect(0), the data, then on_end(EOF). */
+static void test_early_server_speaks(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, NULL, 5000);
+    e.early = true;
+    e.srv_end_after_write = true;
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.read_before_connect, 0);
+    assert_int_equal(e.got.len, 5000);
+    assert_int_equal(e.end_calls, 1);
+    assert_int_equal(e.end_status, UV_EOF);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+}
+
 static void test_ipv6(void **state)
 {
     (void)state;
@@ -389,6 +454,50 @@ static void test_refused(void **state)
     assert_string_equal(net_error_name(e.connect_status), "ECONNREFUSED");
     assert_int_equal(e.read_calls, 0);
     assert_int_equal(e.end_calls, 0);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+}
+
+/* Refused with the payload already written: one on_connect(ECONNREFUSED),
+ * nothing else, exactly as net_connect reports it. */
+static void test_early_refused(void **state)
+{
+    (void)state;
+    for (int with_write = 0; with_write < 2; with_write++) {
+        echo e;
+        echo_init(&e, "x", 1);
+        e.early = true;
+        e.srv_end_after_write = !with_write; /* (only stops the early write) */
+        assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+        int port = net_listener_port(e.l);
+        net_listener_close(e.l);
+        e.l = NULL;
+        uv_run(&e.loop, UV_RUN_DEFAULT);
+        echo_connect(&e, "127.0.0.1", port, NULL, NULL);
+        uv_run(&e.loop, UV_RUN_DEFAULT);
+        assert_int_equal(e.connect_calls, 1);
+        assert_int_equal(e.connect_status, UV_ECONNREFUSED);
+        assert_int_equal(e.read_calls, 0);
+        assert_int_equal(e.end_calls, 0);
+        assert_int_equal(e.close_calls, 1);
+        echo_fini(&e);
+    }
+}
+
+static void test_early_close_at_once(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, "x", 1);
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
+    net_stream *s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    assert_int_equal(net_write(s, "hello", 5), 0);
+    net_stream_close(s);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.connect_calls, 0);
+    assert_int_equal(e.read_calls, 0);
     assert_int_equal(e.close_calls, 1);
     echo_fini(&e);
 }
@@ -539,6 +648,10 @@ int main(void)
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_close_while_connecting),
+        cmocka_unit_test(test_early_echo),
+        cmocka_unit_test(test_early_server_speaks),
+        cmocka_unit_test(test_early_refused),
+        cmocka_unit_test(test_early_close_at_once),
         cmocka_unit_test(test_end_flushes),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_tls_self_signed_rejected),
