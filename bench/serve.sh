@@ -18,6 +18,9 @@
 #         are moved there with taskset); wrk alone on core 1. Core 0
 #         saturates, and the upstreams' share of it is the same whatever the
 #         router, so req/s compares the routers.
+#   - Like cutover, the peers add X-Forwarded-For (HAProxy `option
+#     forwardfor`; nginx also X-Forwarded-Proto), as a deployment in front
+#     of an API would; cutover also adds Via and its colour header.
 #   - Before the runs, the realised split of each router is checked on 2,000
 #     keep-alive GETs (the upstreams' X-Cutover-Color).
 #   - For each layout, BENCH_REPEAT rounds (default 3); in each round every
@@ -135,6 +138,7 @@ defaults
     timeout client 30s
     timeout server 30s
     option http-keep-alive
+    option forwardfor
 frontend f
     bind 127.0.0.1:$HP
     default_backend b
@@ -175,6 +179,8 @@ http {
             proxy_pass http://colours;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
         }
     }
 }
