@@ -37,20 +37,26 @@ static void detach(rt_cconn *c)
     }
 }
 
-static void idle_unlink(rt_uconn *u)
+/* Off one of the doubly linked lists of upstream connections (a server's
+ * idle list, the router's ending list). */
+static void list_unlink(rt_uconn **head, rt_uconn *u)
 {
-    rt_server *srv = u->srv;
-    if (!u->idle)
-        return;
     if (u->prev)
         u->prev->next = u->next;
     else
-        srv->idle = u->next;
+        *head = u->next;
     if (u->next)
         u->next->prev = u->prev;
     u->prev = u->next = NULL;
+}
+
+static void idle_unlink(rt_uconn *u)
+{
+    if (!u->idle)
+        return;
+    list_unlink(&u->srv->idle, u);
     u->idle = false;
-    srv->nidle--;
+    u->srv->nidle--;
 }
 
 static void uconn_free(rt_uconn *u)
@@ -64,7 +70,9 @@ static void uconn_free(rt_uconn *u)
     rt_gen_unref(g);
 }
 
-void rt_uconn_close(rt_uconn *u)
+/* Off the idle list and away from its exchange, and marked closing; false
+ * when it was closing already. */
+static bool uconn_leave(rt_uconn *u)
 {
     idle_unlink(u);
     if (u->c) {
@@ -72,11 +80,16 @@ void rt_uconn_close(rt_uconn *u)
         u->c = NULL;
     }
     if (u->closing)
-        return;
+        return false;
     u->closing = true;
-    if (u->s)
+    return true;
+}
+
+void rt_uconn_close(rt_uconn *u)
+{
+    if (uconn_leave(u) && u->s)
         net_stream_close(u->s);
-    /* else: still resolving; on_resolved frees it */
+    /* no stream: still resolving; on_resolved frees it */
 }
 
 rt_uconn *rt_server_take_idle(rt_server *srv)
@@ -165,31 +178,14 @@ static void ending_unlink(rt_uconn *u)
 {
     if (!u->ending)
         return;
-    router *r = u->gen->r;
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        r->ending = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    u->prev = u->next = NULL;
+    list_unlink(&u->gen->r->ending, u);
     u->ending = false;
 }
 
 void rt_uconn_end(rt_uconn *u)
 {
-    idle_unlink(u);
-    if (u->c) {
-        u->c->u = NULL;
-        u->c = NULL;
-    }
-    if (u->closing)
-        return;
-    if (!u->s) {
-        rt_uconn_close(u); /* still resolving */
-        return;
-    }
-    u->closing = true;
+    if (!uconn_leave(u) || !u->s)
+        return; /* closing already, or still resolving (on_resolved frees it) */
     router *r = u->gen->r;
     u->ending = true;
     u->end_by_ns = cu_now_ns() + (uint64_t)RT_LINGER_MS * 1000000ULL;

@@ -119,6 +119,16 @@ def read_until(s, want, limit=1 << 20):
     return buf
 
 
+def read_all(s):
+    """Everything until the peer closes."""
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return out
+        out += d
+
+
 def test_upgrade_becomes_a_tunnel(setup):
     r, blue, _ = setup
     s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
@@ -198,12 +208,7 @@ def test_upstream_end_closes_the_client_after_its_bytes(setup):
     r, _, _ = setup
     s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     s.sendall(UPGRADE.replace(b"/chat", b"/big?size=100000"))
-    buf = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        buf += d
+    buf = read_all(s)
     assert len(buf.partition(b"hello:blue\n")[2]) == 100000
 
 
@@ -253,12 +258,7 @@ def test_upgrade_with_a_body_is_not_tunnelled(setup):
     s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
               b"Content-Length: 3\r\n\r\nabc")
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
+    out = read_all(s)
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"blue"), out
     assert "upgrade:" not in blue.heads[-1].lower()
     s.close()
@@ -338,12 +338,7 @@ def test_only_websocket_is_tunnelled(setup):
     s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
+    out = read_all(s)
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"blue"), out
     assert "upgrade:" not in blue.heads[-1].lower()
     s.close()
