@@ -37,6 +37,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 OUT=$BENCH/out
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CUTOVER=${CUTOVER:-$ROOT/cutover}
 TARGET_KIND=${BENCH_TARGET:-nginx}
 REPEAT=${BENCH_REPEAT:-3}
@@ -111,18 +113,6 @@ ge() { awk "BEGIN { exit !(($1) >= ($2)) }"; }
 lt() { awk "BEGIN { exit !(($1) < ($2)) }"; }
 mb() { [[ -n $1 ]] && calc "$1 / 1024" 0 || echo "?"; }
 
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# http_ok URL: 0 when GET URL answers 200 within 1 s
-http_ok() {
-    "$PY" - "$1" <<'EOF' 2>/dev/null
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
-    r.read()
-    sys.exit(0 if r.status == 200 else 1)
-EOF
-}
 cpu_snap() { awk '/^cpu[0-9]+ / { print $1, $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 # cpu_busy BEFORE AFTER: "cpu0 99% cpu1 97%"
 cpu_busy() {
@@ -143,7 +133,8 @@ record_cmd() {
 
 # run_gen NAME TIMEOUT CMD...: runs a load generator on $GEN_CPUS (core 0) under
 # /usr/bin/time, its output in $TMP/NAME.{out,err,time}. Sets RC, WALL (s),
-# RSS_KB, CPU (busy % of each core during the run).
+# RSS_KB, CPU_S (the generator's user + system CPU seconds), CPU (busy % of
+# each core during the run).
 run_gen() {
     local name=$1 tmo=$2; shift 2
     local pfx=$TMP/$name t0 t1
@@ -160,6 +151,8 @@ run_gen() {
     cpu_snap >"$pfx.cpu1"
     WALL=$(calc "($t1 - $t0) / 1e9" 3)
     RSS_KB=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$pfx.time" 2>/dev/null || true)
+    CPU_S=$(awk -F': *' '/(User|System) time \(seconds\)/ { s += $2 } END { print s + 0 }' \
+        "$pfx.time" 2>/dev/null || echo 0)
     CPU=$(cpu_busy "$pfx.cpu0" "$pfx.cpu1")
     if [[ $RC == 124 || $RC == 137 ]]; then
         warn "$name: timed out after ${tmo}s"
@@ -427,7 +420,7 @@ b_try() {
         else
             ERRORS=$((ERRORS + 1))
         fi
-        say "  cutover${2:+ --workers $workers} @${rate}/s run $i: $completed/$expect users completed, $failed failed, elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors} -> $([[ $ok == 1 ]] && echo ok || echo short)"
+        say "  cutover${2:+ --workers $workers} @${rate}/s run $i: $completed/$expect users completed, $failed failed, elapsed ${WALL}s, lag p99 ${lag_p99:-?}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user (cpu: $CPU)${errors:+, errors: $errors} -> $([[ $ok == 1 ]] && echo ok || echo short)"
         if [[ $ok == 1 ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
         ((pass >= need || fail >= need)) && break
         sleep 1
@@ -469,7 +462,7 @@ measure_b() {
         bad=$(awk '/^Failed requests:/ { f = $3 } /^Non-2xx responses:/ { n = $3 } END { if (f + n) print f + n }' "$TMP/b_ab_$i.out")
         [[ -z $bad ]] || warn "b_ab_$i: $bad failed or non-2xx requests"
         ab+=("$v")
-        say "  ab run $i: $v req/s (cpu: $CPU)"
+        say "  ab run $i: $v req/s, $(calc "$CPU_S * 1e6 / $B_N" 1) us of ab's CPU per request (cpu: $CPU)"
         sleep 1
     done
     local ab_rps

@@ -27,8 +27,10 @@
 #     router in turn gets one wrk run of BENCH_DUR seconds (default 10) with
 #     BENCH_CONNS keep-alive connections (default 50) on GET /, so a drift of
 #     the machine hits all three alike. Reported: the median req/s and p99
-#     of the rounds (and every round's figures), and the router's own CPU
-#     time per request (utime+stime from /proc; nginx: its one worker).
+#     of the rounds (and every round's figures), the router's own CPU time
+#     per request (utime+stime from /proc; nginx: its one worker), and the
+#     context switches per request of wrk (/usr/bin/time) and the upstreams
+#     (/proc/PID/task/*/status): how often the client side was woken.
 #     The cutover/peer ratios are of the medians.
 #   - Then, for cutover and nginx, BENCH_IDLE (default 10,000) idle
 #     keep-alive client connections are opened (bench/idle_conns.py, on
@@ -47,6 +49,8 @@ REPEAT=${BENCH_REPEAT:-3}
 IDLE=${BENCH_IDLE:-10000}   # idle keep-alive client connections for the RSS column (0: skip)
 LAYOUTS=${BENCH_LAYOUTS:-client-bound router-bound}
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for tool in wrk haproxy nginx taskset; do
     if ! command -v "$tool" >/dev/null && [[ ! -x /usr/sbin/$tool ]]; then
@@ -67,7 +71,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
     for _ in $(seq 200); do
         $PY -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
@@ -208,7 +211,7 @@ for r in "${ROUTERS[@]}"; do
     echo "$name: green ${SHARE[$name]}% of 2,000 GETs" >&2
 done
 
-ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors
+ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors, ctx switches/req
 : >"$ROWS"
 to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> ms
     $PY -c 'import sys
@@ -221,8 +224,17 @@ else:
 }
 wrk_one() { # layout round name port pid
     local layout=$1 round=$2 name=$3 port=$4 pid=$5 out t0 t1
+    local u0 u1 wcs=0
     t0=$(cpu_ticks "$pid")
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
+    u0=$(ctx_switches "${UP_PIDS[@]}")
+    if [[ -x /usr/bin/time ]]; then
+        out=$(/usr/bin/time -f '%w %c' -o "$TMP/wrk.time" \
+              taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
+        wcs=$(awk '{ print $1 + $2 }' "$TMP/wrk.time")
+    else
+        out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
+    fi
+    u1=$(ctx_switches "${UP_PIDS[@]}")
     t1=$(cpu_ticks "$pid")
     local rps p99 reqs errs cpu="-"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -230,9 +242,11 @@ wrk_one() { # layout round name port pid
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
     [[ -n $pid ]] && cpu=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
-        "${errs:-none}" >>"$ROWS"
-    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req" >&2
+    local cs
+    cs=$($PY -c "print(f'{($u1 - $u0 + $wcs) / $reqs:.3f}')")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
+        "${errs:-none}" "$cs" >>"$ROWS"
+    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req, $cs context switches/req of wrk + upstreams" >&2
 }
 
 for layout in $LAYOUTS; do
@@ -292,8 +306,9 @@ for lay in layouts:
              else "router + upstreams on core 0; wrk alone on core 1")
     print(f"### {lay} ({where})\n")
     print("| router | green share | req/s (median) | req/s (rounds) | p99 (median) | p99 (rounds) "
-          "| router CPU us/req (median) | idle RSS | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| router CPU us/req (median) | wrk + upstreams context switches/req (median) "
+          "| idle RSS | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     names = []
     for r in rows:
         if r[0] == lay and r[2] not in names:
@@ -304,12 +319,14 @@ for lay in layouts:
         rps = [float(r[3]) for r in rs]
         p99 = [float(r[4]) for r in rs]
         cpu = [float(r[5]) for r in rs if r[5] != "-"]
+        cs = statistics.median(float(r[7]) for r in rs)
         med[n] = (statistics.median(rps), statistics.median(p99))
         share, rss = extra.get(n, ("-", "-"))
         errs = "; ".join(sorted({r[6] for r in rs}))
         print(f"| {n} | {share} | {med[n][0]:,.0f} | {' / '.join(f'{x:,.0f}' for x in rps)} "
               f"| {med[n][1]:.2f} ms | {' / '.join(f'{x:.2f}' for x in p99)} "
-              f"| {statistics.median(cpu) if cpu else '-'} | {rss if lay == layouts[0] else '-'} | {errs} |")
+              f"| {statistics.median(cpu) if cpu else '-'} | {cs:.3f} "
+              f"| {rss if lay == layouts[0] else '-'} | {errs} |")
     cut = med.get("cutover serve")
     if cut:
         print()

@@ -28,6 +28,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/bench/out/soak
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CUTOVER=${CUTOVER:-$ROOT/cutover}
 DURATION=${SOAK_DURATION:-600}
 RATE=${SOAK_RATE:-500}
@@ -66,17 +68,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-http_ok() {
-    "$PY" - "$1" <<'EOF' 2>/dev/null
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
-    r.read()
-    sys.exit(0 if r.status == 200 else 1)
-EOF
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 start_target() {

@@ -22,6 +22,17 @@ int cmd_lint(int argc, char **argv);
  * and applies --dotenv, returning -1 to go on or the exit status to return
  * now (after printing the error and, for usage errors, usage). */
 enum { CLI_OPT_OVERRIDES = 1000, CLI_OPT_SCENARIO, CLI_OPT_DOTENV, CLI_OPT_FIRST_FREE };
+/* Their entries for a command's getopt_long table (short options: "t:e:v:ks"). */
+#define CLI_LOAD_LONGOPTS                                      \
+    {"target", required_argument, NULL, 't'},                  \
+    {"environment", required_argument, NULL, 'e'},             \
+    {"overrides", required_argument, NULL, CLI_OPT_OVERRIDES}, \
+    {"variables", required_argument, NULL, 'v'},               \
+    {"insecure", no_argument, NULL, 'k'},                      \
+    {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO}, \
+    {"solo", no_argument, NULL, 's'},                          \
+    {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},       \
+    {"env-file", required_argument, NULL, CLI_OPT_DOTENV}
 struct lt_load_opts;
 bool cli_load_option(int c, const char *arg, struct lt_load_opts *o, const char **dotenv);
 int cli_load_script_arg(int argc, char **argv, struct lt_load_opts *o, const char *dotenv,

@@ -36,15 +36,7 @@ static void lint_usage(FILE *f)
 int cmd_lint(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"target", required_argument, NULL, 't'},
-        {"environment", required_argument, NULL, 'e'},
-        {"overrides", required_argument, NULL, CLI_OPT_OVERRIDES},
-        {"variables", required_argument, NULL, 'v'},
-        {"insecure", no_argument, NULL, 'k'},
-        {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO},
-        {"solo", no_argument, NULL, 's'},
-        {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},
-        {"env-file", required_argument, NULL, CLI_OPT_DOTENV},
+        CLI_LOAD_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

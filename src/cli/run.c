@@ -154,20 +154,12 @@ int cmd_run(int argc, char **argv)
 {
     enum { OPT_WORKERS = CLI_OPT_FIRST_FREE, OPT_SEED, OPT_INTENDED };
     static const struct option longopts[] = {
-        {"target", required_argument, NULL, 't'},
-        {"environment", required_argument, NULL, 'e'},
+        CLI_LOAD_LONGOPTS,
         {"output", required_argument, NULL, 'o'},
-        {"overrides", required_argument, NULL, CLI_OPT_OVERRIDES},
-        {"variables", required_argument, NULL, 'v'},
-        {"insecure", no_argument, NULL, 'k'},
         {"quiet", no_argument, NULL, 'q'},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"latency-from-intended", no_argument, NULL, OPT_INTENDED},
-        {"scenario-name", required_argument, NULL, CLI_OPT_SCENARIO},
-        {"solo", no_argument, NULL, 's'},
-        {"dotenv", required_argument, NULL, CLI_OPT_DOTENV},
-        {"env-file", required_argument, NULL, CLI_OPT_DOTENV},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -356,15 +356,15 @@ static void access_log(rt_cconn *c, double ms)
     cu_buf_free(&b);
 }
 
-void rt_finish(rt_cconn *c, bool record)
+/* The exchange's books close: measured (when `record`) and logged, and
+ * its configuration reference and back-pressure state dropped. */
+static void exchange_done(rt_cconn *c, bool record)
 {
-    router *r = c->r;
     uint64_t now = cu_now_ns();
     double ms = (double)(now - c->t0_ns) / 1e6;
     if (record)
-        rt_stats_record(&r->stats, c->color, c->status, ms, c->bytes_in, c->bytes_out, now);
+        rt_stats_record(&c->r->stats, c->color, c->status, ms, c->bytes_in, c->bytes_out, now);
     access_log(c, ms);
-    rt_exchange_abort(c); /* releases whatever upstream state is left */
     c->active = false;
     if (c->gen) {
         rt_gen_unref(c->gen);
@@ -372,6 +372,13 @@ void rt_finish(rt_cconn *c, bool record)
     }
     c->bp_paused = false; /* the exchange (and its upstream) is over */
     cu_buf_reset(&c->pend);
+}
+
+void rt_finish(rt_cconn *c, bool record)
+{
+    router *r = c->r;
+    rt_exchange_abort(c); /* releases whatever upstream state is left */
+    exchange_done(c, record);
     if (c->early && c->rq == RQ_BODY && !c->closing && llhttp_get_errno(&c->ll) == HPE_OK) {
         /* The upstream answered before the request body ended (413, 401):
          * read and drop the rest of the body for a while before closing,
@@ -398,20 +405,9 @@ void rt_finish(rt_cconn *c, bool record)
 
 void rt_tunnel_begin(rt_cconn *c)
 {
-    router *r = c->r;
-    uint64_t now = cu_now_ns();
-    double ms = (double)(now - c->t0_ns) / 1e6;
-    rt_stats_record(&r->stats, c->color, c->status, ms, c->bytes_in, c->bytes_out, now);
-    access_log(c, ms);
-    c->active = false;
-    if (c->gen) {
-        rt_gen_unref(c->gen);
-        c->gen = NULL;
-    }
+    exchange_done(c, true); /* measured and logged as its 101 */
     c->up = UP_TUNNEL;
-    c->bp_paused = false;
-    cu_buf_reset(&c->pend);
-    rt_arm(c, T_TUNNEL, r->gen->cfg.tunnel_timeout_ms);
+    rt_arm(c, T_TUNNEL, c->r->gen->cfg.tunnel_timeout_ms);
     if (c->cin.len) { /* what the client sent after its request, before the 101 */
         cu_buf tmp = c->cin;
         c->cin = (cu_buf)CU_BUF_INIT;
