@@ -27,3 +27,10 @@ ctx_switches() {
     done
     echo "$t"
 }
+
+# tcp_out_segs: TCP segments this machine has sent so far (/proc/net/snmp
+# Tcp OutSegs); on loopback every segment is also received once
+tcp_out_segs() {
+    awk '/^Tcp:/ { n++; if (n == 2) for (i = 2; i <= NF; i++) if (h[i] == "OutSegs") print $i;
+                   if (n == 1) for (i = 2; i <= NF; i++) h[i] = $i }' /proc/net/snmp
+}

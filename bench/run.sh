@@ -14,7 +14,9 @@
 #       b. one connection per user: ab -c50 (no -k) req/s vs the highest
 #          arrival rate cutover delivers within 1% and within duration + 1 s
 #       c. arrivalRate 20000 for 60 s: delivered, elapsed, arrival lag p99 and
-#          peak RSS against the bars (within 1%, lag p99 < 5 ms, RSS <= 64 MB)
+#          peak RSS against the bars (within 1%, lag p99 < 5 ms, RSS <= 64 MB);
+#          each round first runs the same schedule with bench/floor.c (the
+#          cheapest client we can write, built here with cc) as the peer
 #       d. Artillery vs cutover on the (b) script at 1000 and 3000 arrivals/s
 #       e. --workers 2 vs --workers 1: (a)'s keep-alive req/s and (b)'s highest
 #          held arrival rate, and their ratio. The generator gets cores 0 and 2
@@ -490,13 +492,37 @@ measure_b() {
 # ---- 3c. 20000 arrivals/s --------------------------------------------------------
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
+    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu
     say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
     gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
+    # the floor: bench/floor.c, the cheapest client of the same schedule
+    # (6 system calls a user, nothing but the lag measured), run before
+    # cutover in every round, so the machine's price of the bar is on record
+    if cc -O2 -std=c17 -Wall -Wextra -o "$TMP/floor" "$BENCH/floor.c" 2>"$TMP/floor.cc.log"; then
+        floor=$TMP/floor
+    else
+        warn "bench/floor.c did not build: $(head -n 3 "$TMP/floor.cc.log")"
+    fi
+    local host=${TARGET_URL#http://} port
+    port=${host##*:}; host=${host%:*}
     for i in $(seq "$REPEAT"); do
+        if [[ -n $floor ]]; then
+            record_cmd c_floor taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"
+            if fl_line=$(timeout $((C_DUR * 3 + 30)) taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"); [[ -n $fl_line ]]; then
+                read -r fc fe fl fcpu < <($PY -c 'import json, sys
+d = json.loads(sys.argv[1])
+print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"])' "$fl_line")
+                fl_ok+=("$fc"); fl_el+=("$fe"); fl_lag+=("$fl"); fl_cpu+=("$fcpu")
+                say "  floor run $i: $fc/$expect completed, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user"
+            else
+                warn "floor run $i gave no result"
+            fi
+            sleep 2
+        fi
         cutover_run "c_cut_$i" "$TMP/c.yml" $((C_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
         cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB")
         [[ -z $errors ]] || errs+=" run $i: $errors;"
-        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)${errors:+, errors: $errors}"
+        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user (cpu: $CPU)${errors:+, errors: $errors}"
         sleep 2
     done
     if ((${#cnt[@]} == 0)); then
@@ -513,7 +539,12 @@ measure_c() {
     else
         verdict="MISS:$missed"; MISSES=$((MISSES + 1))
     fi
-    row "c. arrivalRate $C_RATE x ${C_DUR}s|(expected $expect)|-|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, peak RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s, lag p99 < ${C_LAG_MS}ms, RSS <= ${C_RSS_MB} MB|$verdict"
+    local peer="(expected $expect)" peer_res="-"
+    if ((${#fl_lag[@]})); then
+        peer="bench/floor.c (minimal epoll client)"
+        peer_res="$(median "${fl_ok[@]}" | cut -d. -f1) delivered, elapsed $(median "${fl_el[@]}")s, lag p99 $(median "${fl_lag[@]}")ms, $(median "${fl_cpu[@]}") us CPU/user"
+    fi
+    row "c. arrivalRate $C_RATE x ${C_DUR}s|$peer|$peer_res|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, peak RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s, lag p99 < ${C_LAG_MS}ms, RSS <= ${C_RSS_MB} MB|$verdict"
     C_ERRS=$errs
     [[ -z $errs ]] || say "  errors:$errs"
 }

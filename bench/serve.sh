@@ -26,11 +26,15 @@
 #   - For each layout, BENCH_REPEAT rounds (default 3); in each round every
 #     router in turn gets one wrk run of BENCH_DUR seconds (default 10) with
 #     BENCH_CONNS keep-alive connections (default 50) on GET /, so a drift of
-#     the machine hits all three alike. Reported: the median req/s and p99
-#     of the rounds (and every round's figures), the router's own CPU time
-#     per request (utime+stime from /proc; nginx: its one worker), and the
-#     context switches per request of wrk (/usr/bin/time) and the upstreams
-#     (/proc/PID/task/*/status): how often the client side was woken.
+#     the machine hits all three alike; each round starts with the next
+#     router (round 1: cutover, HAProxy, nginx; round 2: HAProxy, nginx,
+#     cutover; ...), so none always runs first. Reported: the median req/s
+#     and p99 of the rounds (and every round's figures), the router's own
+#     CPU time per request (utime+stime from /proc; nginx: its one worker),
+#     the context switches per request of wrk (/usr/bin/time) and the
+#     upstreams (/proc/PID/task/*/status): how often the client side was
+#     woken, and the TCP segments per request (/proc/net/snmp OutSegs, the
+#     whole machine's; 2 a request is the floor for one hop, 4 for two).
 #     The cutover/peer ratios are of the medians.
 #   - Then, for cutover and nginx, BENCH_IDLE (default 10,000) idle
 #     keep-alive client connections are opened (bench/idle_conns.py, on
@@ -211,7 +215,7 @@ for r in "${ROUTERS[@]}"; do
     echo "$name: green ${SHARE[$name]}% of 2,000 GETs" >&2
 done
 
-ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors, ctx switches/req
+ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors, ctx switches/req, TCP segments/req
 : >"$ROWS"
 to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> ms
     $PY -c 'import sys
@@ -224,9 +228,10 @@ else:
 }
 wrk_one() { # layout round name port pid
     local layout=$1 round=$2 name=$3 port=$4 pid=$5 out t0 t1
-    local u0 u1 wcs=0
+    local u0 u1 wcs=0 g0 g1
     t0=$(cpu_ticks "$pid")
     u0=$(ctx_switches "${UP_PIDS[@]}")
+    g0=$(tcp_out_segs)
     if [[ -x /usr/bin/time ]]; then
         out=$(/usr/bin/time -f '%w %c' -o "$TMP/wrk.time" \
               taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
@@ -234,6 +239,7 @@ wrk_one() { # layout round name port pid
     else
         out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
     fi
+    g1=$(tcp_out_segs)
     u1=$(ctx_switches "${UP_PIDS[@]}")
     t1=$(cpu_ticks "$pid")
     local rps p99 reqs errs cpu="-"
@@ -242,11 +248,12 @@ wrk_one() { # layout round name port pid
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
     [[ -n $pid ]] && cpu=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
-    local cs
+    local cs segs
     cs=$($PY -c "print(f'{($u1 - $u0 + $wcs) / $reqs:.3f}')")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
-        "${errs:-none}" "$cs" >>"$ROWS"
-    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req, $cs context switches/req of wrk + upstreams" >&2
+    segs=$($PY -c "print(f'{($g1 - $g0) / $reqs:.2f}')")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
+        "${errs:-none}" "$cs" "$segs" >>"$ROWS"
+    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req, $cs context switches/req of wrk + upstreams, $segs TCP segments/req" >&2
 }
 
 for layout in $LAYOUTS; do
@@ -258,8 +265,10 @@ for layout in $LAYOUTS; do
     sleep 0.5
     for round in $(seq "$REPEAT"); do
         [[ $layout == client-bound ]] && wrk_one "$layout" "$round" "direct to blue (no router)" "$BLUE" ""
-        for r in "${ROUTERS[@]}"; do
-            IFS='|' read -r name port pid _ <<<"$r"
+        # each round starts with the next router, so none always runs first
+        # (or always right after the direct run)
+        for ((k = 0; k < ${#ROUTERS[@]}; k++)); do
+            IFS='|' read -r name port pid _ <<<"${ROUTERS[(k + round - 1) % ${#ROUTERS[@]}]}"
             wrk_one "$layout" "$round" "$name" "$port" "$pid"
         done
     done
@@ -307,8 +316,8 @@ for lay in layouts:
     print(f"### {lay} ({where})\n")
     print("| router | green share | req/s (median) | req/s (rounds) | p99 (median) | p99 (rounds) "
           "| router CPU us/req (median) | wrk + upstreams context switches/req (median) "
-          "| idle RSS | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| TCP segments/req (median) | idle RSS | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     names = []
     for r in rows:
         if r[0] == lay and r[2] not in names:
@@ -320,12 +329,13 @@ for lay in layouts:
         p99 = [float(r[4]) for r in rs]
         cpu = [float(r[5]) for r in rs if r[5] != "-"]
         cs = statistics.median(float(r[7]) for r in rs)
+        segs = statistics.median(float(r[8]) for r in rs)
         med[n] = (statistics.median(rps), statistics.median(p99))
         share, rss = extra.get(n, ("-", "-"))
         errs = "; ".join(sorted({r[6] for r in rs}))
         print(f"| {n} | {share} | {med[n][0]:,.0f} | {' / '.join(f'{x:,.0f}' for x in rps)} "
               f"| {med[n][1]:.2f} ms | {' / '.join(f'{x:.2f}' for x in p99)} "
-              f"| {statistics.median(cpu) if cpu else '-'} | {cs:.3f} "
+              f"| {statistics.median(cpu) if cpu else '-'} | {cs:.3f} | {segs:.2f} "
               f"| {rss if lay == layouts[0] else '-'} | {errs} |")
     cut = med.get("cutover serve")
     if cut:

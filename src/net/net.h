@@ -67,7 +67,8 @@ typedef struct net_stream_cbs {
 net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
                         const char *server_name, const net_stream_cbs *cbs, void *user);
 /* As net_connect, for a client that speaks first (HTTP): the socket is made
- * here (non-blocking, TCP_NODELAY) and connect() started, and net_write may
+ * here (non-blocking; TCP_NODELAY is set before the second send, the first
+ * that Nagle could hold back) and connect() started, and net_write may
  * be called at once: the first write is tried straight away. On loopback
  * the handshake has completed when connect() returns, so the request goes
  * out without waiting a loop turn for writability and without the
@@ -80,7 +81,11 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
  * the read side). net_stream_tcp_done_ns is when the first write was taken
  * by the kernel (the handshake was done by then) or when the connection
  * was seen up. The owner must write something (or the peer send) for
- * on_connect(0) to fire. With tls this is net_connect. */
+ * on_connect(0) to fire. With tls this is net_connect. The socket is not
+ * a libuv handle (tcp.c, "raw early streams": it costs 6 system calls a
+ * connection instead of 9), and a loop's early streams share one epoll
+ * set per thread, so a thread runs early streams of one loop at a time
+ * (another loop's fall back to libuv's, which behave the same). */
 net_stream *net_connect_early(uv_loop_t *loop, const struct sockaddr *addr, net_tls *tls,
                               const char *server_name, const net_stream_cbs *cbs, void *user);
 /* Queues plaintext for writing (copied). Returns 0 or a negative code. */

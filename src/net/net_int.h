@@ -8,6 +8,10 @@
  * (the two buffers are swapped, never freed while the stream lives), so a
  * warmed-up stream writes without allocating.
  *
+ * Raw early streams (tcp.c): a plain early client stream bypasses uv_tcp_t
+ * and is driven by the thread's poller, one epoll set watched by the loop
+ * through a single uv_poll_t; see tcp.c.
+ *
  * TLS: `ssl` reads ciphertext from `rbio` (fed by the read callback) and
  * writes ciphertext to `wbio`, which tls.c drains into the raw write path
  * after every OpenSSL call.
@@ -55,6 +59,16 @@ struct net_stream {
     bool paused;
     bool close_after_flush;      /* net_stream_end */
     bool early;                  /* net_connect_early: writes allowed while connecting */
+    /* raw: an early stream driven by the thread's poller (tcp.c) instead of
+     * libuv's stream code; `tcp` is then only initialised (no socket), for
+     * the deferred close callback */
+    bool raw;
+    bool want_in;                /* raw: reading (started and not paused) */
+    uint32_t ev_cur;             /* raw: the events registered (0: not in the set) */
+    int fd;                      /* raw: the socket (-1 once closed) */
+    size_t wfly_off;             /* raw: bytes of wfly already written */
+    unsigned sends;              /* raw: send() calls so far (TCP_NODELAY from the second) */
+    struct net_poller *poller;   /* raw */
     cu_buf wq;                   /* not yet handed to libuv */
     cu_buf wfly;                 /* the uv_write in flight */
     uint64_t bytes_in, bytes_out;

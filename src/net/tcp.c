@@ -12,6 +12,10 @@
  *   taken by the kernel or the read side sees the peer; it reads and
  *   accepts writes from the start, and its on_connect(0) is delivered from
  *   the first callback that proves the connection up (early_up);
+ * - a raw stream (a plain early one, see "raw early streams" below) has no
+ *   socket in `tcp`; every libuv stream call on `tcp` goes through the
+ *   helpers start_reading, stop_reading, try_write and flush_queue, which
+ *   take the raw path for it;
  * - after net_stream_close (state NS_CLOSING) no callback but on_close fires:
  *   every fire_* helper checks the state first, and callers re-check after
  *   each owner callback because the owner may close from inside it.
@@ -23,12 +27,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/net_int.h"
 
 static const net_stream_cbs no_cbs;
+
+static void start_reading(net_stream *s);
+static void stop_reading(net_stream *s);
+static void raw_update(net_stream *s);
+static void raw_release(net_stream *s);
 
 /* The one deliberate exception to "no globals": scratch space private to
  * each thread, never holding data across callbacks. */
@@ -54,6 +64,7 @@ static net_stream *stream_alloc(uv_loop_t *loop)
     uv_tcp_init(loop, &s->tcp);
     s->tcp.data = s;
     s->handles = 1;
+    s->fd = -1;
     return s;
 }
 
@@ -96,7 +107,7 @@ void net__fire_end(net_stream *s, int status)
     if (!net__live(s))
         return;
     s->ended = true;
-    uv_read_stop((uv_stream_t *)&s->tcp);
+    stop_reading(s);
     if (s->cbs->on_end)
         s->cbs->on_end(s, status);
 }
@@ -107,7 +118,7 @@ void net__fire_fail(net_stream *s, int err)
         return;
     if (!s->is_server && !s->connect_fired) {
         s->ended = true;
-        uv_read_stop((uv_stream_t *)&s->tcp);
+        stop_reading(s);
         net__fire_connect(s, err);
     } else {
         net__fire_end(s, err);
@@ -165,9 +176,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof thread_rbuf;
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* What a read gave (bytes, or a negative code with UV_EOF), from libuv's
+ * read callback or a raw stream's read. */
+static void stream_input(net_stream *s, ssize_t nread, char *base)
 {
-    net_stream *s = st->data;
     if (nread == 0 || s->state == NS_CLOSING)
         return;
     if (nread < 0) {
@@ -186,9 +198,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (s->close_after_flush)
         return; /* ending: input is discarded */
     if (s->ssl)
-        net__tls_input(s, buf->base, (size_t)nread);
+        net__tls_input(s, base, (size_t)nread);
     else if (s->cbs->on_read)
-        s->cbs->on_read(s, buf->base, (size_t)nread);
+        s->cbs->on_read(s, base, (size_t)nread);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    stream_input(st->data, nread, buf->base);
 }
 
 static bool may_write(const net_stream *s)
@@ -198,8 +215,24 @@ static bool may_write(const net_stream *s)
 
 static void start_reading(net_stream *s)
 {
-    if (!s->paused)
-        uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+    if (s->paused)
+        return;
+    if (s->raw) {
+        s->want_in = true;
+        raw_update(s);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+static void stop_reading(net_stream *s)
+{
+    if (s->raw) {
+        s->want_in = false;
+        raw_update(s);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&s->tcp);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -211,6 +244,12 @@ static void flush_queue(net_stream *s)
     s->wfly = s->wq;
     s->wq = tmp;
     cu_buf_reset(&s->wq);
+    if (s->raw) { /* written when the socket says it is writable */
+        s->wfly_off = 0;
+        s->writing = true;
+        raw_update(s);
+        return;
+    }
     uv_buf_t b = uv_buf_init(s->wfly.data, (unsigned)s->wfly.len);
     int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written);
     if (rc < 0) {
@@ -221,9 +260,9 @@ static void flush_queue(net_stream *s)
     s->writing = true;
 }
 
-static void on_written(uv_write_t *req, int status)
+/* The write in flight (wfly) finished, with 0 or a negative code. */
+static void write_done(net_stream *s, int status)
 {
-    net_stream *s = req->handle->data;
     s->writing = false;
     cu_buf_reset(&s->wfly);
     if (s->state == NS_CLOSING)
@@ -249,6 +288,36 @@ static void on_written(uv_write_t *req, int status)
         s->cbs->on_drain(s);
 }
 
+static void on_written(uv_write_t *req, int status)
+{
+    write_done(req->handle->data, status);
+}
+
+/* One send() of a raw stream: bytes taken or a negative code (UV_E* are
+ * -errno here). TCP_NODELAY is set before the second send, not at
+ * connect: Nagle only holds back a segment while earlier data is unacked,
+ * which needs an earlier send, so a connection that writes one request
+ * (a virtual user of the open model) saves the setsockopt, and every later
+ * write goes out as with TCP_NODELAY from the start. */
+static ssize_t raw_send(net_stream *s, const void *data, size_t len)
+{
+    if (s->sends++ == 1) {
+        int one = 1;
+        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n >= 0 ? n : -errno;
+}
+
+/* uv_try_write, or its raw equivalent: bytes taken or a negative code. */
+static int try_write(net_stream *s, const void *data, size_t len)
+{
+    if (s->raw)
+        return (int)raw_send(s, data, len);
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+}
+
 int net__raw_write(net_stream *s, const void *data, size_t len)
 {
     if (s->state == NS_CLOSING)
@@ -257,8 +326,7 @@ int net__raw_write(net_stream *s, const void *data, size_t len)
         return 0;
     s->bytes_out += len;
     if (!s->writing && s->wq.len == 0 && may_write(s)) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        int n = try_write(s, data, len);
         if (n > 0 && s->early)
             early_mark_up(s); /* the kernel took data: the handshake is done */
         if (n == (int)len)
@@ -271,7 +339,7 @@ int net__raw_write(net_stream *s, const void *data, size_t len)
             /* early, refused (or failed) before it was up: this is the
              * connect's error; a second write would only say EPIPE (and
              * a read, EOF) */
-            uv_read_stop((uv_stream_t *)&s->tcp);
+            stop_reading(s);
             fail_later(s, n);
             return 0;
         }
@@ -345,6 +413,171 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
     return s;
 }
 
+/* ---- raw early streams ---------------------------------------------------
+ * A plain early client stream is what an open-model load test makes tens of
+ * thousands of a second, one per virtual user, so its system calls are
+ * counted: through uv_tcp_t a connection costs socket, setsockopt, connect,
+ * ioctl(FIONBIO) (uv_tcp_open sets non-blocking again), write,
+ * epoll_ctl(ADD), read, epoll_ctl(DEL) (uv_close) and close. A raw stream
+ * keeps its socket out of libuv: it sits in the thread's poller, one epoll
+ * set that the loop watches with a single uv_poll_t, and costs socket,
+ * connect, send, epoll_ctl(ADD), read and close (close takes the socket
+ * out of the set; it is never dup'ed; TCP_NODELAY waits for a second send,
+ * see raw_send).
+ *
+ * The poller is made by the first raw stream of a loop and closed when the
+ * last one closes, so it never keeps a finished loop open and needs no
+ * teardown call. Its events carry the stream (not the fd, which may be
+ * reused within a batch); a stream closed during a batch is skipped (it is
+ * freed only in its close callback, a later loop phase). A raw stream is
+ * registered only while it wants something: EPOLLIN while reading,
+ * EPOLLOUT while a queued write waits; with neither it leaves the set, as
+ * EPOLLHUP and EPOLLERR would otherwise wake the loop for a paused stream.
+ * Threads that already have a poller for another loop, and epoll failures,
+ * fall back to the uv_tcp_t path. */
+typedef struct net_poller {
+    uv_poll_t poll;
+    uv_loop_t *loop;
+    int epfd;
+    size_t streams; /* raw streams not yet closed */
+    bool closing;
+} net_poller;
+
+static _Thread_local net_poller *thread_poller;
+
+#define RAW_BATCH 256
+#define RAW_READS 32 /* reads per event while each fills the buffer, as libuv */
+
+static void on_poller_closed(uv_handle_t *h)
+{
+    net_poller *p = h->data;
+    close(p->epfd);
+    free(p);
+}
+
+static void raw_read(net_stream *s)
+{
+    char *buf = thread_rbuf;
+    for (int i = 0; i < RAW_READS && s->want_in && s->state != NS_CLOSING; i++) {
+        ssize_t n = read(s->fd, buf, sizeof thread_rbuf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        stream_input(s, n < 0 ? -errno : n == 0 ? UV_EOF : n, buf);
+        if (n <= 0 || (size_t)n < sizeof thread_rbuf)
+            return;
+    }
+}
+
+/* EPOLLOUT: writes what is left of wfly; once it is all written (or the
+ * write failed) the write completes as a uv_write would, and EPOLLOUT goes
+ * unless the owner queued more meanwhile (raw_update after write_done: the
+ * stream's memory lives until its close callback, and a closed one has no
+ * socket left to update). */
+static void raw_flush(net_stream *s)
+{
+    int status = 0;
+    while (s->wfly_off < s->wfly.len) {
+        ssize_t n = raw_send(s, s->wfly.data + s->wfly_off, s->wfly.len - s->wfly_off);
+        if (n == UV_EAGAIN || n == UV_EINTR)
+            return;
+        if (n < 0) {
+            status = (int)n;
+            break;
+        }
+        s->wfly_off += (size_t)n;
+    }
+    s->wfly_off = 0;
+    write_done(s, status);
+    raw_update(s);
+}
+
+static void on_poller(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    net_poller *p = h->data;
+    struct epoll_event evs[RAW_BATCH];
+    for (int round = 0; round < 4 && !p->closing; round++) {
+        int n = epoll_wait(p->epfd, evs, RAW_BATCH, 0);
+        for (int i = 0; i < n; i++) {
+            net_stream *s = evs[i].data.ptr;
+            uint32_t e = evs[i].events;
+            if (s->state == NS_CLOSING)
+                continue;
+            if (s->writing && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                raw_flush(s);
+            if (s->state != NS_CLOSING && s->want_in && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                raw_read(s);
+        }
+        if (n < RAW_BATCH)
+            break;
+    }
+}
+
+/* The thread's poller for this loop, made on first use; NULL to fall back. */
+static net_poller *poller_get(uv_loop_t *loop)
+{
+    net_poller *p = thread_poller;
+    if (p)
+        return p->loop == loop ? p : NULL;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return NULL;
+    p = cu_calloc(1, sizeof *p);
+    p->loop = loop;
+    p->epfd = epfd;
+    p->poll.data = p;
+    if (uv_poll_init(loop, &p->poll, epfd) < 0) {
+        close(epfd);
+        free(p);
+        return NULL;
+    }
+    if (uv_poll_start(&p->poll, UV_READABLE, on_poller) < 0) {
+        uv_close((uv_handle_t *)&p->poll, on_poller_closed);
+        return NULL;
+    }
+    thread_poller = p;
+    return p;
+}
+
+/* Registers what the stream wants now (EPOLLIN while reading, EPOLLOUT
+ * while a write waits), leaving the set when it wants nothing. */
+static void raw_update(net_stream *s)
+{
+    if (s->fd < 0)
+        return;
+    uint32_t want = (s->want_in ? EPOLLIN : 0) | (s->writing ? EPOLLOUT : 0);
+    if (want == s->ev_cur)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = s};
+    int op = want == 0 ? EPOLL_CTL_DEL : s->ev_cur == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(s->poller->epfd, op, s->fd, &ev) < 0) {
+        if (op != EPOLL_CTL_DEL)
+            fail_later(s, -errno); /* ENOMEM, ENOSPC (max_user_watches) */
+        s->ev_cur = 0;
+        return;
+    }
+    s->ev_cur = want;
+}
+
+/* net_stream_close of a raw stream: the socket goes, and with the last
+ * stream the poller. */
+static void raw_release(net_stream *s)
+{
+    net_poller *p = s->poller;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->ev_cur = 0;
+    s->poller = NULL;
+    if (p && --p->streams == 0) {
+        p->closing = true;
+        if (thread_poller == p)
+            thread_poller = NULL;
+        uv_close((uv_handle_t *)&p->poll, on_poller_closed);
+    }
+}
+
 /* The socket of an early stream, connect() started; 0 or a negative code. */
 static int early_open(net_stream *s, const struct sockaddr *addr)
 {
@@ -353,12 +586,20 @@ static int early_open(net_stream *s, const struct sockaddr *addr)
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1, rc = 0;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = 0;
     if (connect(fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
         rc = -errno; /* as libuv: ECONNREFUSED and the rest, reported later */
-    if (rc == 0)
+    net_poller *p = rc == 0 ? poller_get(s->loop) : NULL;
+    if (p) {
+        s->raw = true; /* TCP_NODELAY comes with the second send (raw_send) */
+        s->fd = fd;
+        s->poller = p;
+        p->streams++;
+    } else if (rc == 0) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rc = uv_tcp_open(&s->tcp, fd);
+    }
     if (rc < 0) {
         close(fd);
         return rc;
@@ -397,7 +638,7 @@ void net_pause(net_stream *s)
         return;
     s->paused = true;
     if (s->state != NS_CLOSING && may_write(s))
-        uv_read_stop((uv_stream_t *)&s->tcp);
+        stop_reading(s);
 }
 
 void net_resume(net_stream *s)
@@ -416,6 +657,8 @@ void net_stream_close(net_stream *s)
     if (s->ssl && s->hs_done && !s->close_after_flush && !s->ended)
         net__tls_shutdown(s); /* best effort: goes out only if try_write takes it */
     s->state = NS_CLOSING;
+    if (s->raw)
+        raw_release(s);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
     if (s->defer_init)
         uv_close((uv_handle_t *)&s->defer, on_handle_closed);
@@ -432,7 +675,7 @@ void net_stream_end(net_stream *s)
     if (s->ssl && s->hs_done)
         net__tls_shutdown(s);
     s->close_after_flush = true;
-    uv_read_stop((uv_stream_t *)&s->tcp);
+    stop_reading(s);
     if (!s->writing && s->wq.len == 0)
         net_stream_close(s);
 }
@@ -446,8 +689,13 @@ uint64_t net_stream_bytes_out(const net_stream *s) { return s->bytes_out; }
 int net_stream_peer(const net_stream *s, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
-    int n = sizeof ss;
-    int rc = uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &n);
+    int n = sizeof ss, rc;
+    if (s->raw) {
+        socklen_t sl = sizeof ss;
+        rc = s->fd < 0 ? UV_EBADF : getpeername(s->fd, (struct sockaddr *)&ss, &sl) < 0 ? -errno : 0;
+    } else {
+        rc = uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &n);
+    }
     if (rc < 0)
         return rc;
     if (ss.ss_family == AF_INET6)

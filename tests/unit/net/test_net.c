@@ -502,6 +502,105 @@ static void test_early_close_at_once(void **state)
     echo_fini(&e);
 }
 
+/* A paused early stream whose peer sent everything and closed: the loop
+ * sleeps until it is resumed (a socket at EOF left in the epoll set would
+ * wake it at once, again and again), then the data and EOF arrive. */
+typedef struct paused {
+    echo *e;
+    net_stream *s;
+    int checks, checks_at_resume;
+} paused;
+
+static void paused_check(uv_check_t *c)
+{
+    paused *p = c->data;
+    p->checks++;
+}
+
+static void paused_resume(uv_timer_t *t)
+{
+    paused *p = t->data;
+    p->checks_at_resume = p->checks;
+    net_resume(p->s);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void paused_stop_check(uv_timer_t *t)
+{
+    uv_check_stop(t->data);
+    uv_close((uv_handle_t *)t->data, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_early_paused_eof(void **state)
+{
+    (void)state;
+    echo e;
+    echo_init(&e, NULL, 5000);
+    e.early = true;
+    e.srv_end_after_write = true;
+    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
+    paused p = {.e = &e};
+    p.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    net_pause(p.s);
+    uv_check_t check;
+    uv_timer_t resume, stop;
+    uv_check_init(&e.loop, &check);
+    check.data = &p;
+    uv_check_start(&check, paused_check);
+    uv_timer_init(&e.loop, &resume);
+    resume.data = &p;
+    uv_timer_start(&resume, paused_resume, 200, 0);
+    uv_timer_init(&e.loop, &stop);
+    stop.data = &check;
+    uv_timer_start(&stop, paused_stop_check, 300, 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    /* accept, the server's write and end, their closes, the timer: a few
+     * dozen turns at most, not one per wake-up of a busy loop */
+    if (p.checks_at_resume > 50)
+        fail_msg("%d loop turns while paused", p.checks_at_resume);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.read_before_connect, 0);
+    assert_int_equal(e.got.len, 5000);
+    assert_int_equal(e.end_calls, 1);
+    assert_int_equal(e.end_status, UV_EOF);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+}
+
+/* Early streams of two loops on one thread: the first loop's streams share
+ * the thread's epoll set, the second loop's fall back to libuv's streams;
+ * both echo, and both loops close with nothing left open. */
+static void test_early_two_loops(void **state)
+{
+    (void)state;
+    echo a, b;
+    echo_init(&a, "first loop", 10);
+    echo_init(&b, "second loop", 11);
+    a.early = b.early = true;
+    assert_int_equal(echo_listen(&a, "127.0.0.1", NULL), 0);
+    assert_int_equal(echo_listen(&b, "127.0.0.1", NULL), 0);
+    echo_connect(&a, "127.0.0.1", net_listener_port(a.l), NULL, NULL);
+    echo_connect(&b, "127.0.0.1", net_listener_port(b.l), NULL, NULL);
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    for (echo *e = &a; e; e = e == &a ? &b : NULL) {
+        assert_int_equal(e->connect_calls, 1);
+        assert_int_equal(e->connect_status, 0);
+        assert_int_equal(e->got.len, e->payload_len);
+        assert_memory_equal(e->got.data, e->payload, e->payload_len);
+        assert_int_equal(e->close_calls, 1);
+        assert_int_equal(e->srv_close_calls, 1);
+    }
+    echo_fini(&b);
+    echo_fini(&a);
+    /* and a third loop after them gets the thread's set again */
+    early_echo(100);
+}
+
 static void test_close_while_connecting(void **state)
 {
     (void)state;
@@ -652,6 +751,8 @@ int main(void)
         cmocka_unit_test(test_early_server_speaks),
         cmocka_unit_test(test_early_refused),
         cmocka_unit_test(test_early_close_at_once),
+        cmocka_unit_test(test_early_paused_eof),
+        cmocka_unit_test(test_early_two_loops),
         cmocka_unit_test(test_end_flushes),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_tls_self_signed_rejected),
