@@ -13,7 +13,11 @@
  * (start minus intended start) and prints one JSON line:
  *
  *   {"expected":N,"completed":N,"failed":N,"elapsed_s":S,"lag_p99_ms":L,
- *    "lag_max_ms":M,"cpu_us_per_user":C}
+ *    "lag_max_ms":M,"cpu_us_per_user":C,"rss_kb":R,"failed_start":N,
+ *    "failed_eof":N,"failed_read":N,"failed_timeout":N,"last_error":"..."}
+ *
+ * A connection with no answer 10 s after the last arrival counts as
+ * failed (failed_timeout) and the run ends.
  *
  * What a general engine (cutover) costs beyond this is the price of being
  * an engine; what this costs is the machine's price of a TCP connection.
@@ -63,6 +67,11 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t expected = (uint64_t)rate * (uint64_t)secs;
+    struct rlimit nofile; /* as cutover: as many sockets as the hard limit allows */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     char req[256];
     int reqlen = snprintf(req, sizeof req,
                           "GET / HTTP/1.1\r\nuser-agent: Artillery (https://artillery.io)\r\n"
@@ -77,9 +86,17 @@ int main(int argc, char **argv)
     static char buf[65536];
     struct epoll_event evs[256];
     uint64_t started = 0, completed = 0, failed = 0, active = 0;
+    uint64_t err_start = 0, err_eof = 0, err_read = 0, err_timeout = 0;
+    int last_errno = 0;
     uint64_t t0 = now_ns(), step = 1000000000u / (uint64_t)rate;
+    uint64_t end = t0 + expected * step + 10000000000u; /* stragglers get 10 s */
     while (started < expected || active > 0) {
         uint64_t now = now_ns();
+        if (started == expected && now > end) {
+            err_timeout = active; /* no response within 10 s of the last arrival */
+            failed += active;
+            break;
+        }
         /* every arrival that is due, each with its own lag */
         while (started < expected && t0 + started * step <= now) {
             uint64_t due = t0 + started * step;
@@ -87,25 +104,29 @@ int main(int argc, char **argv)
             int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 failed++;
+                err_start++;
+                last_errno = errno;
                 continue;
             }
             struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
             if ((connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) ||
                 write(fd, req, (size_t)reqlen) != reqlen ||
                 epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                last_errno = errno;
                 close(fd);
                 failed++;
+                err_start++;
                 continue;
             }
             active++;
             now = now_ns();
         }
-        struct timespec ts = {0, 0}, *timeout = NULL; /* epoll_pwait2: to the nanosecond */
-        if (started < expected) {
-            uint64_t due = t0 + started * step, d = due > now ? due - now : 0;
+        struct timespec ts = {0, 0}, *timeout = &ts; /* epoll_pwait2: to the nanosecond */
+        {
+            uint64_t due = started < expected ? t0 + started * step : end;
+            uint64_t d = due > now ? due - now : 0;
             ts.tv_sec = (time_t)(d / 1000000000u);
             ts.tv_nsec = (long)(d % 1000000000u);
-            timeout = &ts;
         }
         int n = epoll_pwait2(ep, evs, 256, timeout, NULL);
         for (int i = 0; i < n; i++) {
@@ -113,10 +134,17 @@ int main(int argc, char **argv)
             ssize_t r = read(fd, buf, sizeof buf);
             if (r < 0 && errno == EAGAIN)
                 continue;
-            if (r > 0)
+            if (r > 0) {
                 completed++;
-            else
+            } else {
                 failed++;
+                if (r == 0) {
+                    err_eof++;
+                } else {
+                    err_read++;
+                    last_errno = errno;
+                }
+            }
             close(fd);
             active--;
         }
@@ -129,9 +157,13 @@ int main(int argc, char **argv)
     qsort(lag_us, expected, sizeof *lag_us, cmp_u32);
     uint64_t k = (expected * 99 + 99) / 100; /* nearest rank */
     printf("{\"expected\":%llu,\"completed\":%llu,\"failed\":%llu,\"elapsed_s\":%.3f,"
-           "\"lag_p99_ms\":%.3f,\"lag_max_ms\":%.3f,\"cpu_us_per_user\":%.1f,\"rss_kb\":%ld}\n",
+           "\"lag_p99_ms\":%.3f,\"lag_max_ms\":%.3f,\"cpu_us_per_user\":%.1f,\"rss_kb\":%ld,"
+           "\"failed_start\":%llu,\"failed_eof\":%llu,\"failed_read\":%llu,\"failed_timeout\":%llu,"
+           "\"last_error\":\"%s\"}\n",
            (unsigned long long)expected, (unsigned long long)completed,
            (unsigned long long)failed, elapsed, lag_us[k - 1] / 1000.0,
-           lag_us[expected - 1] / 1000.0, cpu * 1e6 / (double)expected, ru.ru_maxrss);
+           lag_us[expected - 1] / 1000.0, cpu * 1e6 / (double)expected, ru.ru_maxrss,
+           (unsigned long long)err_start, (unsigned long long)err_eof,
+           (unsigned long long)err_read, (unsigned long long)err_timeout, last_errno ? strerror(last_errno) : "");
     return completed == expected ? 0 : 1;
 }

@@ -492,7 +492,7 @@ measure_b() {
 # ---- 3c. 20000 arrivals/s --------------------------------------------------------
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
-    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu
+    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail
     say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
     gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
     # the floor: bench/floor.c, the cheapest client of the same schedule
@@ -509,11 +509,13 @@ measure_c() {
         if [[ -n $floor ]]; then
             record_cmd c_floor taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"
             if fl_line=$(timeout $((C_DUR * 3 + 30)) taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"); [[ -n $fl_line ]]; then
-                read -r fc fe fl fcpu < <($PY -c 'import json, sys
+                read -r fc fe fl fcpu ffail < <($PY -c 'import json, sys
 d = json.loads(sys.argv[1])
-print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"])' "$fl_line")
+why = ", ".join("%d %s" % (d[k], k[7:]) for k in ("failed_start", "failed_eof", "failed_read", "failed_timeout") if d[k])
+print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"],
+      "%d failed" % d["failed"] + (" (%s; last error: %s)" % (why, d["last_error"] or "-") if why else ""))' "$fl_line")
                 fl_ok+=("$fc"); fl_el+=("$fe"); fl_lag+=("$fl"); fl_cpu+=("$fcpu")
-                say "  floor run $i: $fc/$expect completed, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user"
+                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user"
             else
                 warn "floor run $i gave no result"
             fi

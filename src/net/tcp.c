@@ -427,9 +427,13 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
  *
  * The poller is made by the first raw stream of a loop and closed when the
  * last one closes, so it never keeps a finished loop open and needs no
- * teardown call. Its events carry the stream (not the fd, which may be
- * reused within a batch); a stream closed during a batch is skipped (it is
- * freed only in its close callback, a later loop phase). A raw stream is
+ * teardown call. Its events carry the fd, looked up in the poller's table
+ * of open raw streams, never a pointer: a socket closed while a forked
+ * child still holds it (uv_spawn, between fork and exec) stays in the
+ * epoll set until the child's exec, so an event may name a closed socket;
+ * it finds no stream (skipped) or the new stream that reuses the number,
+ * for which a spurious wake-up is harmless (its read says EAGAIN). libuv
+ * pays an EPOLL_CTL_DEL per close to the same end. A raw stream is
  * registered only while it wants something: EPOLLIN while reading,
  * EPOLLOUT while a queued write waits; with neither it leaves the set, as
  * EPOLLHUP and EPOLLERR would otherwise wake the loop for a paused stream.
@@ -439,7 +443,9 @@ typedef struct net_poller {
     uv_poll_t poll;
     uv_loop_t *loop;
     int epfd;
-    size_t streams; /* raw streams not yet closed */
+    size_t streams;     /* raw streams not yet closed */
+    net_stream **by_fd; /* the open raw stream of each fd, NULL for none */
+    size_t nfd;         /* entries in by_fd */
     bool closing;
 } net_poller;
 
@@ -452,6 +458,7 @@ static void on_poller_closed(uv_handle_t *h)
 {
     net_poller *p = h->data;
     close(p->epfd);
+    free(p->by_fd);
     free(p);
 }
 
@@ -500,9 +507,10 @@ static void on_poller(uv_poll_t *h, int status, int events)
     for (int round = 0; round < 4 && !p->closing; round++) {
         int n = epoll_wait(p->epfd, evs, RAW_BATCH, 0);
         for (int i = 0; i < n; i++) {
-            net_stream *s = evs[i].data.ptr;
+            int fd = evs[i].data.fd;
+            net_stream *s = (size_t)fd < p->nfd ? p->by_fd[fd] : NULL;
             uint32_t e = evs[i].events;
-            if (s->state == NS_CLOSING)
+            if (!s || s->state == NS_CLOSING)
                 continue;
             if (s->writing && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
                 raw_flush(s);
@@ -549,7 +557,7 @@ static void raw_update(net_stream *s)
     uint32_t want = (s->want_in ? EPOLLIN : 0) | (s->writing ? EPOLLOUT : 0);
     if (want == s->ev_cur)
         return;
-    struct epoll_event ev = {.events = want, .data.ptr = s};
+    struct epoll_event ev = {.events = want, .data.fd = s->fd};
     int op = want == 0 ? EPOLL_CTL_DEL : s->ev_cur == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     if (epoll_ctl(s->poller->epfd, op, s->fd, &ev) < 0) {
         if (op != EPOLL_CTL_DEL)
@@ -565,8 +573,10 @@ static void raw_update(net_stream *s)
 static void raw_release(net_stream *s)
 {
     net_poller *p = s->poller;
-    if (s->fd >= 0)
+    if (s->fd >= 0) {
+        p->by_fd[s->fd] = NULL;
         close(s->fd);
+    }
     s->fd = -1;
     s->ev_cur = 0;
     s->poller = NULL;
@@ -595,6 +605,15 @@ static int early_open(net_stream *s, const struct sockaddr *addr)
         s->fd = fd;
         s->poller = p;
         p->streams++;
+        if ((size_t)fd >= p->nfd) {
+            size_t n = p->nfd ? p->nfd : 1024;
+            while (n <= (size_t)fd)
+                n *= 2;
+            p->by_fd = cu_realloc(p->by_fd, n * sizeof *p->by_fd);
+            memset(p->by_fd + p->nfd, 0, (n - p->nfd) * sizeof *p->by_fd);
+            p->nfd = n;
+        }
+        p->by_fd[fd] = s;
     } else if (rc == 0) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "net/net.h"
@@ -601,6 +602,135 @@ static void test_early_two_loops(void **state)
     early_echo(100);
 }
 
+/* An early stream closed while a forked child still holds its socket (as
+ * between uv_spawn's fork and exec): the socket stays in the epoll set, and
+ * data the peer sends then makes events for a stream that is gone; they
+ * must find nothing (under ASan a pointer kept in the event would be a
+ * use after free), and the loop goes on and closes cleanly. A second early
+ * stream (the keeper) keeps the thread's epoll set alive meanwhile. */
+typedef struct forked {
+    uv_loop_t loop;
+    net_listener *l;
+    net_stream *cli, *keeper, *srv[2];
+    int nsrv, cli_reads, keeper_reads, cli_closes, keeper_closes, srv_closes;
+    pid_t child;
+    uv_timer_t t;
+} forked;
+
+static void fk_srv_close(net_stream *s)
+{
+    forked *f = net_stream_user(s);
+    f->srv_closes++;
+    for (int i = 0; i < 2; i++)
+        if (f->srv[i] == s)
+            f->srv[i] = NULL;
+}
+
+static void fk_srv_end(net_stream *s, int status)
+{
+    (void)status;
+    net_stream_close(s);
+}
+
+static const net_stream_cbs fk_srv_cbs = {NULL, NULL, fk_srv_end, NULL, fk_srv_close};
+
+static void fk_accept(net_listener *l, net_stream *s, void *user)
+{
+    (void)l;
+    forked *f = user;
+    assert_true(f->nsrv < 2);
+    f->srv[f->nsrv++] = s;
+    net_stream_set_user(s, f);
+    net_stream_set_cbs(s, &fk_srv_cbs);
+    assert_int_equal(net_write(s, "hi", 2), 0);
+}
+
+static void fk_done(uv_timer_t *t)
+{
+    forked *f = t->data;
+    for (int i = 0; i < 2; i++)
+        if (f->srv[i])
+            net_stream_close(f->srv[i]);
+    if (f->keeper)
+        net_stream_close(f->keeper);
+    net_listener_close(f->l);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void fk_cli_read(net_stream *s, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    forked *f = net_stream_user(s);
+    f->cli_reads++;
+    if (f->child || f->nsrv < 2) /* (both are accepted before "hi" can arrive) */
+        return;
+    f->child = fork();
+    assert_true(f->child >= 0);
+    if (f->child == 0) {
+        usleep(150000); /* holds every descriptor, as a child before exec */
+        _exit(0);
+    }
+    net_stream_close(s);
+    /* to both clients: the closed one's socket, alive in the child, wakes
+     * the set; the keeper reads its share */
+    static char more[100000];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(net_write(f->srv[i], more, sizeof more), 0);
+    uv_timer_start(&f->t, fk_done, 300, 0);
+}
+
+static void fk_cli_close(net_stream *s)
+{
+    forked *f = net_stream_user(s);
+    f->cli_closes++;
+}
+
+static void fk_keeper_read(net_stream *s, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    forked *f = net_stream_user(s);
+    f->keeper_reads++;
+}
+
+static void fk_keeper_close(net_stream *s)
+{
+    forked *f = net_stream_user(s);
+    f->keeper_closes++;
+    f->keeper = NULL;
+}
+
+static const net_stream_cbs fk_cli_cbs = {NULL, fk_cli_read, NULL, NULL, fk_cli_close};
+static const net_stream_cbs fk_keeper_cbs = {NULL, fk_keeper_read, NULL, NULL, fk_keeper_close};
+
+static void test_early_closed_in_child(void **state)
+{
+    (void)state;
+    forked f;
+    memset(&f, 0, sizeof f);
+    assert_int_equal(uv_loop_init(&f.loop), 0);
+    uv_timer_init(&f.loop, &f.t);
+    f.t.data = &f;
+    char err[CU_ERRLEN];
+    assert_int_equal(net_listen(&f.l, &f.loop, "127.0.0.1", 0, NULL, fk_accept, &f, err), 0);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(f.l), &sin);
+    f.keeper = net_connect_early(&f.loop, (struct sockaddr *)&sin, NULL, NULL, &fk_keeper_cbs, &f);
+    f.cli = net_connect_early(&f.loop, (struct sockaddr *)&sin, NULL, NULL, &fk_cli_cbs, &f);
+    assert_int_equal(net_write(f.cli, "hello", 5), 0);
+    close_loop(&f.loop);
+    int st = 0;
+    assert_true(f.child > 0);
+    assert_int_equal(waitpid(f.child, &st, 0), f.child);
+    assert_int_equal(f.nsrv, 2);
+    assert_true(f.cli_reads >= 1);
+    assert_true(f.keeper_reads >= 1);
+    assert_int_equal(f.cli_closes, 1);
+    assert_int_equal(f.keeper_closes, 1);
+    assert_int_equal(f.srv_closes, 2);
+}
+
 static void test_close_while_connecting(void **state)
 {
     (void)state;
@@ -753,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_early_close_at_once),
         cmocka_unit_test(test_early_paused_eof),
         cmocka_unit_test(test_early_two_loops),
+        cmocka_unit_test(test_early_closed_in_child),
         cmocka_unit_test(test_end_flushes),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_tls_self_signed_rejected),
