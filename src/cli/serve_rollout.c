@@ -57,7 +57,20 @@ static int target_read_window(void *ctx, int is_new, uint64_t seconds, rollout_s
     return rc;
 }
 
-static const rollout_target_ops router_target = {target_set_weight, target_read_window};
+/* The router moves a colour's share to the other colour when it has no
+ * healthy server: the share in force then differs from the one set. */
+static int target_healthy(void *ctx, int is_new)
+{
+    serve_rollout *sr = ctx;
+    bool green = is_new ? sr->new_is_green : !sr->new_is_green;
+    double set = router_weight(sr->r), in_force = router_effective_weight(sr->r);
+    if (green)
+        return !(set > 0 && in_force <= 0);
+    return !(set < 100 && in_force >= 100);
+}
+
+static const rollout_target_ops router_target = {target_set_weight, target_read_window,
+                                                 target_healthy};
 
 /* ---- admin API ------------------------------------------------------------------------ */
 static void status_hook(cu_buf *json, void *ctx)

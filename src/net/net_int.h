@@ -68,6 +68,7 @@ struct net_stream {
     int fd;                      /* raw: the socket (-1 once closed) */
     size_t wfly_off;             /* raw: bytes of wfly already written */
     unsigned sends;              /* raw: send() calls so far (TCP_NODELAY from the second) */
+    unsigned fork_gen;           /* raw: forks counted when it entered the epoll set */
     struct net_poller *poller;   /* raw */
     cu_buf wq;                   /* not yet handed to libuv */
     cu_buf wfly;                 /* the uv_write in flight */

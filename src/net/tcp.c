@@ -24,6 +24,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,8 +230,7 @@ static void start_reading(net_stream *s)
 static void stop_reading(net_stream *s)
 {
     if (s->raw) {
-        s->want_in = false;
-        raw_update(s);
+        s->want_in = false; /* EPOLLIN goes at its next event, or with the close */
         return;
     }
     uv_read_stop((uv_stream_t *)&s->tcp);
@@ -425,29 +426,57 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
  * out of the set; it is never dup'ed; TCP_NODELAY waits for a second send,
  * see raw_send).
  *
- * The poller is made by the first raw stream of a loop and closed when the
- * last one closes, so it never keeps a finished loop open and needs no
- * teardown call. Its events carry the fd, looked up in the poller's table
- * of open raw streams, never a pointer: a socket closed while a forked
- * child still holds it (uv_spawn, between fork and exec) stays in the
- * epoll set until the child's exec, so an event may name a closed socket;
- * it finds no stream (skipped) or the new stream that reuses the number,
- * for which a spurious wake-up is harmless (its read says EAGAIN). libuv
- * pays an EPOLL_CTL_DEL per close to the same end. A raw stream is
- * registered only while it wants something: EPOLLIN while reading,
- * EPOLLOUT while a queued write waits; with neither it leaves the set, as
- * EPOLLHUP and EPOLLERR would otherwise wake the loop for a paused stream.
- * Threads that already have a poller for another loop, and epoll failures,
- * fall back to the uv_tcp_t path. */
+ * The poller is made by the first raw stream of a loop; when the last one
+ * closes, a zero-delay timer closes it on the next loop turn unless a new
+ * stream came meanwhile (a retry, the next user), so it never keeps a
+ * finished loop open, needs no teardown call, and is not rebuilt for each
+ * connection of a one-at-a-time client. Its events carry the fd, looked up
+ * in the poller's table of open raw streams, never a pointer, so a stale
+ * event finds no stream (skipped) or the new stream that reuses the
+ * number, for which a spurious wake-up is harmless (its read says EAGAIN).
+ * Stale events come from a socket closed while a forked child still holds
+ * it (uv_spawn, between fork and exec): it stays in the epoll set until the
+ * child's exec. To keep that from waking the loop meanwhile, a stream
+ * registered before the latest fork (pthread_atfork counts them) leaves
+ * the set explicitly before its close; libuv pays that EPOLL_CTL_DEL on
+ * every close.
+ *
+ * Events are handled as libuv does: read first (data that came before a
+ * reset is delivered before the write fails), then write. A stream wants
+ * EPOLLIN while reading and EPOLLOUT while a queued write waits; what it no
+ * longer wants is dropped lazily, at its next event (a paused or ended
+ * stream that is closed first costs no epoll_ctl), and a stream that wants
+ * nothing leaves the set, as EPOLLHUP and EPOLLERR would otherwise wake the
+ * loop for it. Threads that already have a poller for another loop, and
+ * epoll failures, fall back to the uv_tcp_t path. */
 typedef struct net_poller {
     uv_poll_t poll;
+    uv_timer_t linger;  /* empty: closes the poller on the next loop turn if still empty */
     uv_loop_t *loop;
     int epfd;
+    int handles;        /* poll and linger, until both close callbacks ran */
     size_t streams;     /* raw streams not yet closed */
     net_stream **by_fd; /* the open raw stream of each fd, NULL for none */
     size_t nfd;         /* entries in by_fd */
     bool closing;
 } net_poller;
+
+/* Forks so far (pthread_atfork, in the parent): a stream registered before
+ * the latest fork leaves the epoll set explicitly before its close, since
+ * the child may still hold the socket (uv_spawn forks; a vfork-style
+ * spawn suspends the parent until exec and needs nothing). */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_parent(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_hook(void)
+{
+    (void)pthread_atfork(NULL, on_fork_parent, NULL);
+}
 
 static _Thread_local net_poller *thread_poller;
 
@@ -457,9 +486,30 @@ static _Thread_local net_poller *thread_poller;
 static void on_poller_closed(uv_handle_t *h)
 {
     net_poller *p = h->data;
+    if (--p->handles > 0)
+        return;
     close(p->epfd);
     free(p->by_fd);
     free(p);
+}
+
+static void poller_close(net_poller *p)
+{
+    p->closing = true;
+    if (thread_poller == p)
+        thread_poller = NULL;
+    uv_close((uv_handle_t *)&p->poll, on_poller_closed);
+    uv_close((uv_handle_t *)&p->linger, on_poller_closed);
+}
+
+/* The loop turn after the last raw stream closed: a stream opened since
+ * (a retry, the next user) keeps the poller, else it goes, so a finished
+ * loop has nothing of it left. */
+static void on_linger(uv_timer_t *t)
+{
+    net_poller *p = t->data;
+    if (p->streams == 0 && !p->closing)
+        poller_close(p);
 }
 
 static void raw_read(net_stream *s)
@@ -512,10 +562,14 @@ static void on_poller(uv_poll_t *h, int status, int events)
             uint32_t e = evs[i].events;
             if (!s || s->state == NS_CLOSING)
                 continue;
-            if (s->writing && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-                raw_flush(s);
-            if (s->state != NS_CLOSING && s->want_in && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+            /* read first, as libuv: data that came before a reset (an early
+             * 413 to a large upload) is delivered before the write fails */
+            if (s->want_in && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
                 raw_read(s);
+            if (s->state != NS_CLOSING && s->writing && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+                raw_flush(s);
+            if (s->state != NS_CLOSING)
+                raw_update(s); /* drops what the stream no longer wants (paused, ended) */
         }
         if (n < RAW_BATCH)
             break;
@@ -540,10 +594,14 @@ static net_poller *poller_get(uv_loop_t *loop)
         free(p);
         return NULL;
     }
+    uv_timer_init(loop, &p->linger);
+    p->linger.data = p;
+    p->handles = 2;
     if (uv_poll_start(&p->poll, UV_READABLE, on_poller) < 0) {
-        uv_close((uv_handle_t *)&p->poll, on_poller_closed);
+        poller_close(p);
         return NULL;
     }
+    (void)pthread_once(&fork_once, fork_hook);
     thread_poller = p;
     return p;
 }
@@ -560,11 +618,16 @@ static void raw_update(net_stream *s)
     struct epoll_event ev = {.events = want, .data.fd = s->fd};
     int op = want == 0 ? EPOLL_CTL_DEL : s->ev_cur == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
     if (epoll_ctl(s->poller->epfd, op, s->fd, &ev) < 0) {
-        if (op != EPOLL_CTL_DEL)
-            fail_later(s, -errno); /* ENOMEM, ENOSPC (max_user_watches) */
+        int err = -errno;
+        if (op == EPOLL_CTL_MOD)
+            (void)epoll_ctl(s->poller->epfd, EPOLL_CTL_DEL, s->fd, &ev); /* not left half-set */
         s->ev_cur = 0;
+        if (op != EPOLL_CTL_DEL)
+            fail_later(s, err); /* ENOMEM, ENOSPC (max_user_watches) */
         return;
     }
+    if (op == EPOLL_CTL_ADD)
+        s->fork_gen = atomic_load(&fork_gen);
     s->ev_cur = want;
 }
 
@@ -575,17 +638,17 @@ static void raw_release(net_stream *s)
     net_poller *p = s->poller;
     if (s->fd >= 0) {
         p->by_fd[s->fd] = NULL;
+        if (s->ev_cur && s->fork_gen != atomic_load(&fork_gen)) {
+            struct epoll_event ev = {0};
+            (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, &ev);
+        }
         close(s->fd);
     }
     s->fd = -1;
     s->ev_cur = 0;
     s->poller = NULL;
-    if (p && --p->streams == 0) {
-        p->closing = true;
-        if (thread_poller == p)
-            thread_poller = NULL;
-        uv_close((uv_handle_t *)&p->poll, on_poller_closed);
-    }
+    if (p && --p->streams == 0)
+        uv_timer_start(&p->linger, on_linger, 0, 0);
 }
 
 /* The socket of an early stream, connect() started; 0 or a negative code. */

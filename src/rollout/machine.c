@@ -293,11 +293,28 @@ static json_t *analysis_detail(rj_analysis *a, const char *which)
     return d;
 }
 
-/* Returns true when a tripwire fired (and the rollback was decided). */
+/* Returns true when a tripwire fired (and the rollback was decided). The
+ * first is always armed while the new colour has weight: no healthy
+ * server left in it (every one failed its health checks or was ejected
+ * after consecutive failures). Its share then goes to the old colour, so
+ * the error tripwires, which judge the new colour's own requests, would
+ * see too few of them to fire and the rollout would hold at a weight
+ * nobody is served by; it rolls back instead. */
 static bool check_tripwires(rollout_ctl *c, int64_t now)
 {
     const rollout_plan *p = c->plan;
-    if (!p->ntripwires || c->st.weight <= 0)
+    if (c->st.weight <= 0)
+        return false;
+    if (c->cfg.ops->healthy && c->cfg.ops->healthy(c->cfg.target_ctx, 1) == 0) {
+        char why[256];
+        rt_fmt(why, sizeof why, "tripwire: %s has no healthy server (all failed their health "
+               "checks or were ejected)", p->to);
+        json_t *d = json_object();
+        json_object_set_new(d, "health", json_string(why + strlen("tripwire: ")));
+        rollback(c, now, "tripwire", "FAIL", d, why);
+        return true;
+    }
+    if (!p->ntripwires)
         return false;
     rollout_window w;
     uint64_t secs = window_seconds(c, now, p->tripwire_window_ms);

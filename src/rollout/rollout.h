@@ -57,10 +57,14 @@ typedef struct rollout_sample {
 
 /* Both return 0 or a negative errno. read_window fills `out` (whose
  * latency_ms the controller has initialised and reset) with the last
- * `seconds` seconds of one colour. Called on the controller's thread only. */
+ * `seconds` seconds of one colour. healthy (may be NULL) says whether a
+ * colour has a server its traffic can go to: 1 yes, 0 none (health checks
+ * or passive ejection took them all out, so its share goes to the other
+ * colour), < 0 unknown. Called on the controller's thread only. */
 typedef struct rollout_target_ops {
     int (*set_weight)(void *ctx, double new_color_percent);          /* 0..100 */
     int (*read_window)(void *ctx, int is_new_color, uint64_t seconds, rollout_sample *out);
+    int (*healthy)(void *ctx, int is_new_color);
 } rollout_target_ops;
 
 /* ---- gate expressions ------------------------------------------------------ */

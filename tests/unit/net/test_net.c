@@ -200,6 +200,28 @@ static void echo_fini(echo *e)
     cu_buf_free(&e->got);
 }
 
+/* An early client of a server that writes 5000 bytes and ends at once. */
+static void speaker_init(echo *e)
+{
+    echo_init(e, NULL, 5000);
+    e->early = true;
+    e->srv_end_after_write = true;
+    assert_int_equal(echo_listen(e, "127.0.0.1", NULL), 0);
+}
+
+/* The server wrote len bytes and ended before the client wrote anything:
+ * on_connect(0), the data, then on_end(EOF), then on_close. */
+static void assert_spoke_first(const echo *e, size_t len)
+{
+    assert_int_equal(e->connect_calls, 1);
+    assert_int_equal(e->connect_status, 0);
+    assert_int_equal(e->read_before_connect, 0);
+    assert_int_equal(e->got.len, len);
+    assert_int_equal(e->end_calls, 1);
+    assert_int_equal(e->end_status, UV_EOF);
+    assert_int_equal(e->close_calls, 1);
+}
+
 /* ---- tests ------------------------------------------------------------------------- */
 static void test_split_hostport(void **state)
 {
@@ -404,19 +426,10 @@ static void test_early_server_speaks(void **state)
 {
     (void)state;
     echo e;
-    echo_init(&e, NULL, 5000);
-    e.early = true;
-    e.srv_end_after_write = true;
-    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    speaker_init(&e);
     echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
     uv_run(&e.loop, UV_RUN_DEFAULT);
-    assert_int_equal(e.connect_calls, 1);
-    assert_int_equal(e.connect_status, 0);
-    assert_int_equal(e.read_before_connect, 0);
-    assert_int_equal(e.got.len, 5000);
-    assert_int_equal(e.end_calls, 1);
-    assert_int_equal(e.end_status, UV_EOF);
-    assert_int_equal(e.close_calls, 1);
+    assert_spoke_first(&e, 5000);
     echo_fini(&e);
 }
 
@@ -537,10 +550,7 @@ static void test_early_paused_eof(void **state)
 {
     (void)state;
     echo e;
-    echo_init(&e, NULL, 5000);
-    e.early = true;
-    e.srv_end_after_write = true;
-    assert_int_equal(echo_listen(&e, "127.0.0.1", NULL), 0);
+    speaker_init(&e);
     struct sockaddr_in sin;
     uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
     paused p = {.e = &e};
@@ -562,13 +572,7 @@ static void test_early_paused_eof(void **state)
      * dozen turns at most, not one per wake-up of a busy loop */
     if (p.checks_at_resume > 50)
         fail_msg("%d loop turns while paused", p.checks_at_resume);
-    assert_int_equal(e.connect_calls, 1);
-    assert_int_equal(e.connect_status, 0);
-    assert_int_equal(e.read_before_connect, 0);
-    assert_int_equal(e.got.len, 5000);
-    assert_int_equal(e.end_calls, 1);
-    assert_int_equal(e.end_status, UV_EOF);
-    assert_int_equal(e.close_calls, 1);
+    assert_spoke_first(&e, 5000);
     echo_fini(&e);
 }
 
@@ -602,20 +606,71 @@ static void test_early_two_loops(void **state)
     early_echo(100);
 }
 
+/* The server answers at once and closes without reading a large early
+ * upload, so the client's socket holds the answer and then a reset while
+ * a write still waits: the answer is delivered (on_connect(0), on_read)
+ * before the failure (on_end), as on libuv's path, not lost to the
+ * failed write (which would also make it look like a connect error). */
+static void rr_accept(net_listener *l, net_stream *s, void *user)
+{
+    (void)l;
+    echo *e = user;
+    e->accepts++;
+    net_stream_set_user(s, e);
+    net_stream_set_cbs(s, &srv_cbs);
+    assert_int_equal(net_write(s, "resp", 4), 0);
+    net_stream_close(s); /* unread data in its buffer: a reset */
+}
+
+static void test_early_reply_then_reset(void **state)
+{
+    (void)state;
+    size_t len = 16 << 20;
+    char *payload = calloc(1, len);
+    echo e;
+    echo_init(&e, payload, len);
+    e.early = true;
+    char err[CU_ERRLEN];
+    assert_int_equal(net_listen(&e.l, &e.loop, "127.0.0.1", 0, NULL, rr_accept, &e, err), 0);
+    echo_connect(&e, "127.0.0.1", net_listener_port(e.l), NULL, NULL);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.accepts, 1);
+    assert_int_equal(e.connect_calls, 1);
+    assert_int_equal(e.connect_status, 0);
+    assert_int_equal(e.read_before_connect, 0);
+    assert_int_equal(e.got.len, 4);
+    assert_memory_equal(e.got.data, "resp", 4);
+    assert_int_equal(e.end_calls, 1);
+    assert_true(e.end_status == UV_ECONNRESET || e.end_status == UV_EPIPE);
+    assert_int_equal(e.close_calls, 1);
+    echo_fini(&e);
+    free(payload);
+}
+
 /* An early stream closed while a forked child still holds its socket (as
  * between uv_spawn's fork and exec): the socket stays in the epoll set, and
  * data the peer sends then makes events for a stream that is gone; they
  * must find nothing (under ASan a pointer kept in the event would be a
- * use after free), and the loop goes on and closes cleanly. A second early
- * stream (the keeper) keeps the thread's epoll set alive meanwhile. */
+ * use after free), and the loop goes on and closes cleanly. Since the fork
+ * is counted (pthread_atfork) the socket leaves the set before its close,
+ * so the loop is not woken for it either. A second early stream (the
+ * keeper) keeps the thread's epoll set alive meanwhile. */
 typedef struct forked {
     uv_loop_t loop;
     net_listener *l;
     net_stream *cli, *keeper, *srv[2];
     int nsrv, cli_reads, keeper_reads, cli_closes, keeper_closes, srv_closes;
+    int turns; /* loop turns from the fork to the end */
     pid_t child;
     uv_timer_t t;
+    uv_check_t check;
 } forked;
+
+static void fk_turn(uv_check_t *c)
+{
+    forked *f = c->data;
+    f->turns++;
+}
 
 static void fk_srv_close(net_stream *s)
 {
@@ -655,6 +710,8 @@ static void fk_done(uv_timer_t *t)
         net_stream_close(f->keeper);
     net_listener_close(f->l);
     uv_close((uv_handle_t *)t, NULL);
+    uv_check_stop(&f->check);
+    uv_close((uv_handle_t *)&f->check, NULL);
 }
 
 static void fk_cli_read(net_stream *s, const char *data, size_t len)
@@ -672,8 +729,9 @@ static void fk_cli_read(net_stream *s, const char *data, size_t len)
         _exit(0);
     }
     net_stream_close(s);
-    /* to both clients: the closed one's socket, alive in the child, wakes
-     * the set; the keeper reads its share */
+    uv_check_start(&f->check, fk_turn);
+    /* to both clients: the closed one's socket, alive in the child, would
+     * wake the set were it still in it; the keeper reads its share */
     static char more[100000];
     for (int i = 0; i < 2; i++)
         assert_int_equal(net_write(f->srv[i], more, sizeof more), 0);
@@ -712,6 +770,8 @@ static void test_early_closed_in_child(void **state)
     assert_int_equal(uv_loop_init(&f.loop), 0);
     uv_timer_init(&f.loop, &f.t);
     f.t.data = &f;
+    uv_check_init(&f.loop, &f.check);
+    f.check.data = &f;
     char err[CU_ERRLEN];
     assert_int_equal(net_listen(&f.l, &f.loop, "127.0.0.1", 0, NULL, fk_accept, &f, err), 0);
     struct sockaddr_in sin;
@@ -729,6 +789,11 @@ static void test_early_closed_in_child(void **state)
     assert_int_equal(f.cli_closes, 1);
     assert_int_equal(f.keeper_closes, 1);
     assert_int_equal(f.srv_closes, 2);
+    /* it left the set before its close (the fork was counted), so it did
+     * not wake the loop while the child held it: a few dozen turns (the
+     * keeper's reads, the writes), not one per wake-up of a spinning loop */
+    if (f.turns > 100)
+        fail_msg("%d loop turns while the child held the socket", f.turns);
 }
 
 static void test_close_while_connecting(void **state)
@@ -884,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_early_paused_eof),
         cmocka_unit_test(test_early_two_loops),
         cmocka_unit_test(test_early_closed_in_child),
+        cmocka_unit_test(test_early_reply_then_reset),
         cmocka_unit_test(test_end_flushes),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_tls_self_signed_rejected),

@@ -23,6 +23,7 @@ typedef struct fake {
     rollout_sample s[2];           /* [0] old colour, [1] new colour */
     int read_err[2];
     double rate[2];                /* > 0: requests = rate x seconds asked (at 200 ms) */
+    int unhealthy[2];              /* 1: healthy() says the colour has no healthy server */
     uint64_t reads;
 } fake;
 
@@ -66,7 +67,12 @@ static inline int fake_read_window(void *ctx, int is_new, uint64_t seconds, roll
     return 0;
 }
 
-static const rollout_target_ops fake_ops = {fake_set_weight, fake_read_window};
+static inline int fake_healthy(void *ctx, int is_new)
+{
+    return !((fake *)ctx)->unhealthy[is_new];
+}
+
+static const rollout_target_ops fake_ops = {fake_set_weight, fake_read_window, fake_healthy};
 
 static inline void fake_init(fake *f, int64_t now)
 {

@@ -164,6 +164,38 @@ static void test_tripwire_rollback(void **state)
     env_close(&e);
 }
 
+/* Every server of the new colour ejected (its share gone to the old one):
+ * too few new-colour requests for the error tripwires, yet the rollout
+ * rolls back at the next tick, and the record says why. */
+static void test_no_healthy_server_rolls_back(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e.c, "test", err), 0);
+    run_for(e.c, &e.f, 120000);
+    assert_true(e.f.weight == 10);
+    e.f.unhealthy[0] = 1; /* the old colour's health does not matter */
+    run_for(e.c, &e.f, 3000);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_PROGRESSING);
+    fake_traffic(&e.f, 1, 5, 3, 0, 200); /* below tripwire_min_requests */
+    e.f.unhealthy[1] = 1;
+    int before = e.f.nset;
+    e.f.now += 200;
+    rollout_tick(e.c);
+    assert_int_equal(e.f.nset, before + 1);
+    assert_true(e.f.weight == 0);
+    assert_int_equal(info_of(e.c).state, ROLLOUT_ROLLED_BACK);
+    assert_int_equal(count(&e, "SELECT count(*) FROM decisions WHERE kind='tripwire' AND "
+                               "action='rollback: green to 0%' AND acted=1"), 1);
+    cu_buf b = CU_BUF_INIT;
+    rollout_events(e.c, true, 1, &b);
+    assert_non_null(strstr(b.data, "green has no healthy server"));
+    cu_buf_free(&b);
+    env_close(&e);
+}
+
 static void test_latency_gate_failure_limit(void **state)
 {
     (void)state;
@@ -692,6 +724,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_healthy_promotion),
         cmocka_unit_test(test_tripwire_rollback),
+        cmocka_unit_test(test_no_healthy_server_rolls_back),
         cmocka_unit_test(test_latency_gate_failure_limit),
         cmocka_unit_test(test_failures_halt_then_recover),
         cmocka_unit_test(test_hold_low_traffic),
