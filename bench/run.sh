@@ -13,6 +13,8 @@
 #       a. keep-alive req/s: wrk -t1 -c50 vs cutover (50 looping users)
 #       b. one connection per user: ab -c50 (no -k) req/s vs the highest
 #          arrival rate cutover delivers within 1% and within duration + 1 s
+#          (factors 1.0, 1.25, 1.5, ... of ab's req/s, then two halvings of
+#          the gap between the last factor held and the first short)
 #       c. arrivalRate 20000 for 60 s: delivered, elapsed, arrival lag p99 and
 #          peak RSS against the bars (within 1%, lag p99 < 5 ms, RSS <= 64 MB);
 #          each round first runs the same schedule with bench/floor.c (the
@@ -62,6 +64,7 @@ D_RATES="1000 3000"
 E_A_RPS=${BENCH_E_RPS:-50000}   # (e) without (a): keep-alive users loop for about A_DUR s at this rate
 E_B_RATE=${BENCH_E_RATE:-5000}  # (e) without (b): where the arrival-rate search starts
 B_UP="1.0 1.25 1.5 1.75 2.0 2.5 3.0"
+B_BISECT=${BENCH_B_BISECT:-2}  # (b): halvings between the last factor held and the first short
 B_DOWN="0.75 0.5 0.25"
 C_LAG_MS=5      # (c)'s bars: arrival lag p99 below this, peak RSS at most C_RSS_MB
 C_RSS_MB=64
@@ -432,16 +435,25 @@ b_try() {
 }
 
 # b_search BASE BASENAME [WORKERS [PREFIX]]: the highest rate of BASE x B_UP
-# held (going down B_DOWN when 1.0x fails). Sets B_BEST ("" when none),
-# B_BEST_F (its factor) and B_BEST_GOT (users completed per second).
+# held (going down B_DOWN when 1.0x fails), then B_BISECT halvings of the
+# gap to the first factor that failed. Sets B_BEST ("" when none), B_BEST_F
+# (its factor) and B_BEST_GOT (users completed per second).
 b_search() {
-    local base=$1 bname=$2 f rate
+    local base=$1 bname=$2 f rate short="" k
     B_BEST="" B_BEST_F="" B_BEST_GOT=""
     for f in $B_UP; do
         rate=$(calc "$base * $f" 0)
         say "  trying cutover${3:+ --workers $3} at ${f}x $bname = ${rate}/s"
-        if b_try "$rate" "${@:3}"; then B_BEST=$rate; B_BEST_F=$f; B_BEST_GOT=$B_LAST; else break; fi
+        if b_try "$rate" "${@:3}"; then B_BEST=$rate; B_BEST_F=$f; B_BEST_GOT=$B_LAST; else short=$f; break; fi
     done
+    if [[ -n $B_BEST && -n $short ]]; then
+        for ((k = 0; k < B_BISECT; k++)); do
+            f=$(calc "($B_BEST_F + $short) / 2" 4)
+            rate=$(calc "$base * $f" 0)
+            say "  trying cutover${3:+ --workers $3} at ${f}x $bname = ${rate}/s (between ${B_BEST_F}x held and ${short}x short)"
+            if b_try "$rate" "${@:3}"; then B_BEST=$rate; B_BEST_F=$f; B_BEST_GOT=$B_LAST; else short=$f; fi
+        done
+    fi
     [[ -z $B_BEST ]] || return 0
     for f in $B_DOWN; do
         rate=$(calc "$base * $f" 0)
