@@ -146,6 +146,28 @@ def test_error_rate_tripwire_rolls_back_within_a_second(tmp_path):
         assert st.close() == 0
 
 
+def test_green_down_rolls_back_on_health(tmp_path):
+    # no error rule can fire (99%), so only the health tripwire can act: green
+    # killed mid-rollout loses its servers to health, its share goes to blue,
+    # and the rollout rolls back instead of holding at a weight nobody serves
+    st = Stack(tmp_path, plan([(50, "60s", False), (100, "1s", False)],
+                              trips=("error_rate > 99%",), min_requests=10))
+    try:
+        st.start_load()
+        assert st.cli("rollout", "start").returncode == 0
+        assert wait_for(lambda: st.router.status()["windows"]["10s"]["green"]["requests"] > 30,
+                        timeout=20), st.router.status()
+        st.green.proc.kill()
+        st.green.proc.wait()
+        assert wait_for(lambda: st.rollout()["state"] == "rolled_back", timeout=10), st.rollout()
+        assert st.router.status()["weights"]["green"] == 0
+        trip = [e for e in st.events() if e["kind"] == "tripwire"]
+        assert len(trip) == 1 and trip[0]["verdict"] == "FAIL", trip
+        assert "green has no healthy server" in json.dumps(trip[0]), trip
+    finally:
+        assert st.close() == 0
+
+
 def test_latency_gate_failure_rolls_back(tmp_path):
     # green is slow but not failing: the p95 gate fails at each hold's end
     st = Stack(tmp_path, plan([(20, "1s", False), (100, "1s", False)],
