@@ -121,15 +121,22 @@ static void test_healthy_promotion(void **state)
     env_close(&e);
 }
 
+/* plan_yaml started and two minutes into its first step (green at 10%). */
+static void env_at_first_step(env *e)
+{
+    env_open(e, plan_yaml);
+    char err[CU_ERRLEN];
+    assert_int_equal(rollout_start(e->c, "test", err), 0);
+    run_for(e->c, &e->f, 120000);
+    assert_true(e->f.weight == 10);
+}
+
 static void test_tripwire_rollback(void **state)
 {
     (void)state;
     env e;
-    env_open(&e, plan_yaml);
+    env_at_first_step(&e);
     char err[CU_ERRLEN];
-    assert_int_equal(rollout_start(e.c, "test", err), 0);
-    run_for(e.c, &e.f, 120000);
-    assert_true(e.f.weight == 10);
     /* a burst of errors below the tripwire's request floor does nothing */
     fake_traffic(&e.f, 1, 10, 5, 0, 200);
     run_for(e.c, &e.f, 3000);
@@ -171,11 +178,7 @@ static void test_no_healthy_server_rolls_back(void **state)
 {
     (void)state;
     env e;
-    env_open(&e, plan_yaml);
-    char err[CU_ERRLEN];
-    assert_int_equal(rollout_start(e.c, "test", err), 0);
-    run_for(e.c, &e.f, 120000);
-    assert_true(e.f.weight == 10);
+    env_at_first_step(&e);
     e.f.unhealthy[0] = 1; /* the old colour's health does not matter */
     run_for(e.c, &e.f, 3000);
     assert_int_equal(info_of(e.c).state, ROLLOUT_PROGRESSING);
