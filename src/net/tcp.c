@@ -42,8 +42,11 @@ static void stop_reading(net_stream *s);
 static void raw_update(net_stream *s);
 static void raw_release(net_stream *s);
 
-/* The one deliberate exception to "no globals": scratch space private to
- * each thread, never holding data across callbacks. */
+/* Deliberate exceptions to "no globals", all private to this file: scratch
+ * space private to each thread, never holding data across callbacks (here);
+ * the thread's poller of raw early streams and the process's fork count
+ * (below: net_connect_early takes only a loop, and pthread_atfork handlers
+ * take no context). */
 static _Thread_local char thread_rbuf[NET_RBUF_SIZE];
 static _Thread_local char thread_pbuf[NET_TLS_PBUF_SIZE];
 
