@@ -303,12 +303,16 @@ static void on_written(uv_write_t *req, int status)
  * which needs an earlier send, so a connection that writes one request
  * (a virtual user of the open model) saves the setsockopt, and every later
  * write goes out as with TCP_NODELAY from the start. */
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static ssize_t raw_send(net_stream *s, const void *data, size_t len)
 {
-    if (s->sends++ == 1) {
-        int one = 1;
-        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    if (s->sends++ == 1)
+        set_nodelay(s->fd);
     ssize_t n = send(s->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     return n >= 0 ? n : -errno;
 }
@@ -681,8 +685,7 @@ static int early_open(net_stream *s, const struct sockaddr *addr)
         }
         p->by_fd[fd] = s;
     } else if (rc == 0) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        set_nodelay(fd);
         rc = uv_tcp_open(&s->tcp, fd);
     }
     if (rc < 0) {

@@ -253,15 +253,20 @@ def test_unasked_101_is_a_broken_upstream(setup):
     s.close()
 
 
-def test_upgrade_with_a_body_is_not_tunnelled(setup):
+def assert_not_tunnelled(setup, request):
+    """request is answered as a plain request by blue, which never sees Upgrade."""
     r, blue, _ = setup
     s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
-    s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-              b"Content-Length: 3\r\n\r\nabc")
+    s.sendall(request)
     out = read_all(s)
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"blue"), out
     assert "upgrade:" not in blue.heads[-1].lower()
     s.close()
+
+
+def test_upgrade_with_a_body_is_not_tunnelled(setup):
+    assert_not_tunnelled(setup, b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                                b"Upgrade: websocket\r\nContent-Length: 3\r\n\r\nabc")
 
 
 def test_plain_requests_still_keep_alive(setup):
@@ -334,11 +339,5 @@ def test_101_with_body_framing_is_still_a_tunnel(setup):
 def test_only_websocket_is_tunnelled(setup):
     """Upgrade: h2c (or any other protocol) is not passed on: an upstream
     that would switch could then be sent requests the router never sees."""
-    r, blue, _ = setup
-    s = socket.create_connection(("127.0.0.1", r.port), timeout=5)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-              b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
-    out = read_all(s)
-    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"blue"), out
-    assert "upgrade:" not in blue.heads[-1].lower()
-    s.close()
+    assert_not_tunnelled(setup, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
