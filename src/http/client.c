@@ -428,7 +428,7 @@ static void on_drain(net_stream *s)
     http_client *c = net_stream_user(s);
     if (s == c->s && c->busy && c->wait_drain) {
         c->wait_drain = false;
-        c->t_written_ns = cu_now_ns();
+        c->t_written_ns = net_event_ns();
     }
 }
 

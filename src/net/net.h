@@ -116,6 +116,12 @@ void net_stream_set_cbs(net_stream *s, const net_stream_cbs *cbs);
 /* Client: cu_now_ns() when the TCP connection was established, before any
  * TLS handshake (0 until then), to split connect time into TCP and TLS. */
 uint64_t net_stream_tcp_done_ns(const net_stream *s);
+/* For timings taken in a stream callback: when the event being delivered
+ * happened. An early stream on io_uring (tcp.c, uring.c) learns of a write
+ * or a read from a completion that may be reaped a little after it
+ * completed (a send into a connected socket completes inside the submit
+ * call); this gives that time, and cu_now_ns() everywhere else. */
+uint64_t net_event_ns(void);
 /* Bytes read and written on the wire (TLS records included). */
 uint64_t net_stream_bytes_in(const net_stream *s);
 uint64_t net_stream_bytes_out(const net_stream *s);

@@ -70,6 +70,19 @@ struct net_stream {
     unsigned sends;              /* raw: send() calls so far (TCP_NODELAY from the second) */
     unsigned fork_gen;           /* raw: forks counted when it entered the epoll set */
     struct net_poller *poller;   /* raw */
+    /* uring: an early stream on the thread's io_uring (uring.c) instead */
+    bool uring;
+    bool u_recv;                 /* uring: a RECV in flight */
+    int u_stash_end;             /* uring: EOF or error that came while paused */
+    int u_send_err;              /* uring: a send's error, held until the read in flight ends */
+    unsigned u_slot;             /* uring: its fixed-file slot */
+    struct net_uring *ring;      /* uring: NULL once closed */
+    cu_buf u_stash;              /* uring: data that came while paused */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } u_addr;                    /* uring: the peer (for CONNECT and net_stream_peer) */
     cu_buf wq;                   /* not yet handed to libuv */
     cu_buf wfly;                 /* the uv_write in flight */
     uint64_t bytes_in, bytes_out;
@@ -88,6 +101,21 @@ void net__fire_connect(net_stream *s, int status);
 void net__fire_fail(net_stream *s, int err);
 void net__fire_end(net_stream *s, int status);
 bool net__live(const net_stream *s); /* not closing and on_end not fired */
+
+/* tcp.c, used by uring.c */
+void net__stream_input(net_stream *s, ssize_t nread, char *base); /* bytes or UV_EOF/-errno */
+void net__write_done(net_stream *s, int status);                  /* wfly went, or failed */
+/* The time of the event being delivered: a completion's, while uring.c
+ * delivers one (0 otherwise: net_event_ns() is then cu_now_ns()). */
+extern _Thread_local uint64_t net__event_ns;
+
+/* uring.c, used by tcp.c: raw early streams over io_uring (see uring.c).
+ * net__uring_open returns 0 when s is now a uring stream, 1 when the
+ * thread has no ring for its loop (the caller takes the epoll path). */
+int net__uring_open(net_stream *s, const struct sockaddr *addr);
+void net__uring_read(net_stream *s);    /* reading started (or resumed) */
+void net__uring_send(net_stream *s);    /* wfly is ready to go */
+void net__uring_release(net_stream *s); /* net_stream_close */
 
 /* tls.c, used by tcp.c */
 int net__tls_attach(net_stream *s, net_tls *t, const char *server_name);

@@ -48,6 +48,12 @@ static void raw_release(net_stream *s);
  * (below: net_connect_early takes only a loop, and pthread_atfork handlers
  * take no context). */
 static _Thread_local char thread_rbuf[NET_RBUF_SIZE];
+_Thread_local uint64_t net__event_ns;
+
+uint64_t net_event_ns(void)
+{
+    return net__event_ns ? net__event_ns : cu_now_ns();
+}
 static _Thread_local char thread_pbuf[NET_TLS_PBUF_SIZE];
 
 char *net__thread_rbuf(void)
@@ -78,6 +84,7 @@ static void stream_free(net_stream *s)
     net__tls_free(s);
     cu_buf_free(&s->wq);
     cu_buf_free(&s->wfly);
+    cu_buf_free(&s->u_stash);
     free(s);
 }
 
@@ -155,7 +162,7 @@ static void fail_later(net_stream *s, int err)
 static void early_mark_up(net_stream *s)
 {
     if (!s->tcp_done_ns)
-        s->tcp_done_ns = cu_now_ns();
+        s->tcp_done_ns = net_event_ns();
     if (s->state == NS_CONNECTING)
         s->state = NS_OPEN;
 }
@@ -183,7 +190,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 /* What a read gave (bytes, or a negative code with UV_EOF), from libuv's
  * read callback or a raw stream's read. */
-static void stream_input(net_stream *s, ssize_t nread, char *base)
+void net__stream_input(net_stream *s, ssize_t nread, char *base)
 {
     if (nread == 0 || s->state == NS_CLOSING)
         return;
@@ -210,7 +217,7 @@ static void stream_input(net_stream *s, ssize_t nread, char *base)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-    stream_input(st->data, nread, buf->base);
+    net__stream_input(st->data, nread, buf->base);
 }
 
 static bool may_write(const net_stream *s)
@@ -227,13 +234,19 @@ static void start_reading(net_stream *s)
         raw_update(s);
         return;
     }
+    if (s->uring) {
+        s->want_in = true;
+        net__uring_read(s);
+        return;
+    }
     uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 }
 
 static void stop_reading(net_stream *s)
 {
-    if (s->raw) {
-        s->want_in = false; /* EPOLLIN goes at its next event, or with the close */
+    if (s->raw || s->uring) {
+        s->want_in = false; /* EPOLLIN goes at its next event, or with the close;
+                               a RECV in flight stays (what it brings waits) */
         return;
     }
     uv_read_stop((uv_stream_t *)&s->tcp);
@@ -254,6 +267,12 @@ static void flush_queue(net_stream *s)
         raw_update(s);
         return;
     }
+    if (s->uring) { /* a SEND at the end of the loop turn */
+        s->wfly_off = 0;
+        s->writing = true;
+        net__uring_send(s);
+        return;
+    }
     uv_buf_t b = uv_buf_init(s->wfly.data, (unsigned)s->wfly.len);
     int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written);
     if (rc < 0) {
@@ -265,7 +284,7 @@ static void flush_queue(net_stream *s)
 }
 
 /* The write in flight (wfly) finished, with 0 or a negative code. */
-static void write_done(net_stream *s, int status)
+void net__write_done(net_stream *s, int status)
 {
     s->writing = false;
     cu_buf_reset(&s->wfly);
@@ -294,7 +313,7 @@ static void write_done(net_stream *s, int status)
 
 static void on_written(uv_write_t *req, int status)
 {
-    write_done(req->handle->data, status);
+    net__write_done(req->handle->data, status);
 }
 
 /* One send() of a raw stream: bytes taken or a negative code (UV_E* are
@@ -320,6 +339,8 @@ static ssize_t raw_send(net_stream *s, const void *data, size_t len)
 /* uv_try_write, or its raw equivalent: bytes taken or a negative code. */
 static int try_write(net_stream *s, const void *data, size_t len)
 {
+    if (s->uring)
+        return UV_EAGAIN; /* nothing is written from inside a call: queued for the turn's end */
     if (s->raw)
         return (int)raw_send(s, data, len);
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -526,7 +547,7 @@ static void raw_read(net_stream *s)
         ssize_t n = read(s->fd, buf, sizeof thread_rbuf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        stream_input(s, n < 0 ? -errno : n == 0 ? UV_EOF : n, buf);
+        net__stream_input(s, n < 0 ? -errno : n == 0 ? UV_EOF : n, buf);
         if (n <= 0 || (size_t)n < sizeof thread_rbuf)
             return;
     }
@@ -551,7 +572,7 @@ static void raw_flush(net_stream *s)
         s->wfly_off += (size_t)n;
     }
     s->wfly_off = 0;
-    write_done(s, status);
+    net__write_done(s, status);
     raw_update(s);
 }
 
@@ -661,6 +682,10 @@ static void raw_release(net_stream *s)
 /* The socket of an early stream, connect() started; 0 or a negative code. */
 static int early_open(net_stream *s, const struct sockaddr *addr)
 {
+    if (net__uring_open(s, addr) == 0) {
+        start_reading(s);
+        return 0;
+    }
     socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                 : sizeof(struct sockaddr_in);
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -747,6 +772,8 @@ void net_stream_close(net_stream *s)
     s->state = NS_CLOSING;
     if (s->raw)
         raw_release(s);
+    else if (s->uring)
+        net__uring_release(s);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
     if (s->defer_init)
         uv_close((uv_handle_t *)&s->defer, on_handle_closed);
@@ -778,7 +805,10 @@ int net_stream_peer(const net_stream *s, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     int n = sizeof ss, rc;
-    if (s->raw) {
+    if (s->uring) {
+        memcpy(&ss, &s->u_addr, sizeof s->u_addr);
+        rc = 0;
+    } else if (s->raw) {
         socklen_t sl = sizeof ss;
         rc = s->fd < 0 ? UV_EBADF : getpeername(s->fd, (struct sockaddr *)&ss, &sl) < 0 ? -errno : 0;
     } else {
