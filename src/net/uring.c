@@ -66,11 +66,12 @@
 #endif
 
 #define UR_SQ 4096            /* submission entries */
-#define UR_CQ 32768           /* completion entries */
+#define UR_CQ 65536           /* completion entries: 4 a slot, so a turn cannot overflow them */
 #define UR_BUFS 256           /* provided receive buffers ... */
 #define UR_BUF_SIZE 16384     /* ... of this size */
 #define UR_BGID 7
-#define UR_MAX_SLOTS 65536
+#define UR_MAX_SLOTS (UR_CQ / 4)
+#define UR_MARKS 16           /* submits a turn whose completion times are told apart */
 #define UR_CHAIN 5            /* most entries one action needs */
 
 enum { OP_OPEN = 1, OP_SEND, OP_RECV, OP_CANCEL, OP_CLOSE, OP_NODELAY };
@@ -78,6 +79,11 @@ enum { T_OPEN = 1, T_RECV = 2, T_SEND = 4, T_STASH = 8, T_CLOSE = 16 };
 
 typedef struct ur_slot {
     net_stream *s;  /* NULL once closed */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;         /* CONNECT's, read by the kernel when the entry is submitted */
     cu_buf hold;    /* a closed stream's send buffer, until the slot's CLOSE completes */
     uint32_t gen;   /* bumped when the slot is freed */
     uint8_t todo;   /* T_*: what the next prepare submits */
@@ -102,8 +108,15 @@ struct net_uring {
     struct io_uring_sqe *sqes;
     struct io_uring_cqe *cqes;
     unsigned sq_local, to_submit;
-    unsigned mark_tail; /* the completion tail when the last submit returned ... */
-    uint64_t mark_ns;   /* ... and when that was */
+    unsigned *sq_flags;
+    /* for each submit since the last reap: the completion tail when it
+     * returned, and when that was (what completed inside the call
+     * completed by then, not when it is reaped) */
+    struct { unsigned tail; uint64_t ns; } marks[UR_MARKS];
+    unsigned nmarks;
+    uv_timer_t retry;   /* a submit that failed is tried again on the next turn */
+    /* streams whose RECV found no free buffer, re-armed a budget a turn */
+    unsigned *starved, nstarved, starved_cap;
     /* provided buffers */
     struct io_uring_buf_ring *br;
     size_t br_sz;
@@ -126,6 +139,8 @@ static int sys_enter(int fd, unsigned submit, unsigned min, unsigned flags)
 }
 
 /* ---- submission ----------------------------------------------------------- */
+static void on_retry(uv_timer_t *t);
+
 static void ur_submit(net_uring *r)
 {
     if (!r->to_submit)
@@ -134,11 +149,19 @@ static void ur_submit(net_uring *r)
     int n = sys_enter(r->fd, r->to_submit, 0, 0);
     if (n > 0)
         r->to_submit -= (unsigned)n < r->to_submit ? (unsigned)n : r->to_submit;
-    /* what completed inside the call (a send into a connected socket, a
-     * read of data already there) completed by now, not when it is reaped */
-    r->mark_tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
-    r->mark_ns = cu_now_ns();
-    /* EINTR, EAGAIN, EBUSY: what is left goes with the next submit */
+    if (r->to_submit && !r->closing) /* EINTR, EAGAIN, EBUSY, ENOMEM: next turn, woken for it */
+        uv_timer_start(&r->retry, on_retry, 0, 0);
+    unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE), m = r->nmarks;
+    if (m == UR_MARKS) /* more submits than marks: the last one's time for them */
+        m--;
+    r->marks[m].tail = tail;
+    r->marks[m].ns = cu_now_ns();
+    r->nmarks = m + 1;
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    ur_submit(t->data);
 }
 
 static unsigned sq_space(net_uring *r)
@@ -238,7 +261,8 @@ static bool emit(net_uring *r, unsigned slot)
         e = sqe_get(r, OP_OPEN, slot);
         e->opcode = IORING_OP_CONNECT;
         e->fd = (int)slot;
-        e->addr = (uint64_t)(uintptr_t)&s->u_addr;
+        memcpy(&sl->addr, &s->u_addr, sizeof sl->addr); /* the slot outlives the stream */
+        e->addr = (uint64_t)(uintptr_t)&sl->addr;
         e->off = s->u_addr.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                     : sizeof(struct sockaddr_in);
         e->flags = IOSQE_FIXED_FILE | IOSQE_CQE_SKIP_SUCCESS;
@@ -307,6 +331,16 @@ static bool emit(net_uring *r, unsigned slot)
 static void on_prep(uv_prepare_t *p)
 {
     net_uring *r = p->data;
+    /* the reads that found no buffer, as many as there are buffers (all
+     * are back by now: each is returned as its completion is handled) */
+    unsigned k = r->nstarved < UR_BUFS ? r->nstarved : UR_BUFS;
+    for (unsigned j = 0; j < k; j++)
+        if (r->slots[r->starved[j]].s) /* still open (a reused slot's extra read is harmless) */
+            todo(r, r->starved[j], T_RECV);
+    if (k) {
+        memmove(r->starved, r->starved + k, (r->nstarved - k) * sizeof *r->starved);
+        r->nstarved -= k;
+    }
     unsigned i = 0;
     for (; i < r->ntodo; i++) /* emit may queue more (a callback of a stash) */
         if (r->slots[r->todo_q[i]].todo && !emit(r, r->todo_q[i]))
@@ -331,6 +365,15 @@ static void buf_return(net_uring *r, unsigned bid)
     __atomic_store_n(&r->br->tail, (uint16_t)r->br_tail, __ATOMIC_RELEASE);
 }
 
+static void starve(net_uring *r, unsigned slot)
+{
+    if (r->nstarved == r->starved_cap) {
+        r->starved_cap = r->starved_cap ? r->starved_cap * 2 : 256;
+        r->starved = cu_realloc(r->starved, r->starved_cap * sizeof *r->starved);
+    }
+    r->starved[r->nstarved++] = slot;
+}
+
 static void on_recv(net_uring *r, unsigned slot, net_stream *s, int res, uint32_t flags)
 {
     char *data = NULL;
@@ -341,9 +384,9 @@ static void on_recv(net_uring *r, unsigned slot, net_stream *s, int res, uint32_
     }
     if (s) {
         s->u_recv = false;
-        if (res == -ENOBUFS) { /* every buffer was taken at once: read again */
+        if (res == -ENOBUFS) { /* more reads were ready than buffers: in line for one */
             if (s->want_in)
-                todo(r, slot, T_RECV);
+                starve(r, slot);
         } else if (res != -ECANCELED && s->state != NS_CLOSING) {
             if (!s->want_in) { /* paused meanwhile: kept for net_resume */
                 if (res > 0)
@@ -351,7 +394,9 @@ static void on_recv(net_uring *r, unsigned slot, net_stream *s, int res, uint32_
                 else
                     s->u_stash_end = res == 0 ? UV_EOF : res;
             } else {
-                if (res == 0 && s->u_send_err) { /* a reset, as the failed send said */
+                /* a send failed meanwhile (on_send): the read side ended,
+                 * and the failure is the send's (a reset), said once */
+                if (res <= 0 && s->u_send_err) {
                     res = s->u_send_err;
                     s->u_send_err = 0;
                 }
@@ -363,25 +408,20 @@ static void on_recv(net_uring *r, unsigned slot, net_stream *s, int res, uint32_
     }
     if (data)
         buf_return(r, bid);
-    if (s && r->slots[slot].s == s && s->u_send_err && s->writing) {
-        int err = s->u_send_err; /* the send failed while this read was in flight */
-        s->u_send_err = 0;
-        s->wfly_off = 0;
-        net__write_done(s, err);
-    }
 }
 
 static void on_send(net_uring *r, unsigned slot, net_stream *s, int res)
 {
     if (!s)
         return;
-    if (res == -ECANCELED) { /* the open failed: that completion reports it */
-        s->writing = false;
-        cu_buf_reset(&s->wfly);
+    if (res == -ECANCELED) /* the open failed (its completion said so, see on_ring) */
         return;
-    }
-    if (res < 0 && s->u_recv) { /* read first, as libuv: the error waits for the read */
+    if (res < 0 && s->want_in) {
+        /* read first, as libuv: what the peer sent before the reset is
+         * read, and the error is reported when the read side ends */
         s->u_send_err = res;
+        if (!s->u_recv)
+            todo(r, slot, T_RECV);
         return;
     }
     if (res >= 0) {
@@ -401,13 +441,16 @@ static void on_ring(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     net_uring *r = h->data;
-    unsigned head = *r->cq_head, tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+    unsigned head = *r->cq_head, tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE), m = 0;
     uint64_t reap_ns = cu_now_ns();
-    while (head != tail) {
+    for (;;) {
         for (; head != tail; head++) {
             struct io_uring_cqe *c = &r->cqes[head & r->cq_mask];
-            /* when it happened, for the timings taken in its callbacks */
-            net__event_ns = (int)(head - r->mark_tail) < 0 ? r->mark_ns : reap_ns;
+            /* when it happened, for the timings taken in its callbacks: the
+             * first submit that returned after it was posted, else now */
+            while (m < r->nmarks && (int)(head - r->marks[m].tail) >= 0)
+                m++;
+            net__event_ns = m < r->nmarks ? r->marks[m].ns : reap_ns;
             unsigned slot = (unsigned)(c->user_data >> 8) & 0xffffffu;
             uint8_t op = (uint8_t)c->user_data;
             uint32_t gen = (uint32_t)(c->user_data >> 32);
@@ -427,8 +470,16 @@ static void on_ring(uv_poll_t *h, int status, int events)
                 on_send(r, slot, s, res);
                 break;
             case OP_OPEN: /* SOCKET or CONNECT failed (successes post nothing) */
-                if (s && res != -ECANCELED)
+                if (s && res != -ECANCELED) {
+                    /* the SEND and RECV linked behind it are cancelled
+                     * without completions (they skip with it) */
+                    s->u_recv = false;
+                    if (s->writing) {
+                        s->writing = false;
+                        cu_buf_reset(&s->wfly);
+                    }
                     net__fire_fail(s, res);
+                }
                 break;
             case OP_CLOSE:
                 slot_free(r, slot);
@@ -438,9 +489,17 @@ static void on_ring(uv_poll_t *h, int status, int events)
             }
         }
         __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+        /* completions the CQ had no room for wait in the kernel until an
+         * enter flushes them (it cannot overflow with 4 entries a slot,
+         * but an overflow must not stop the ring) */
+        if (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_CQ_OVERFLOW)
+            (void)sys_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS);
         tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+        if (head == tail)
+            break;
         reap_ns = cu_now_ns();
     }
+    r->nmarks = 0; /* no submit happens while reaping: every mark is used up */
     net__event_ns = 0;
 }
 
@@ -464,6 +523,7 @@ static void ring_free(net_uring *r)
     free(r->slots);
     free(r->freel);
     free(r->todo_q);
+    free(r->starved);
     free(r);
 }
 
@@ -482,6 +542,7 @@ static void ring_close(net_uring *r)
     uv_close((uv_handle_t *)&r->poll, on_ring_closed);
     uv_close((uv_handle_t *)&r->prep, on_ring_closed);
     uv_close((uv_handle_t *)&r->linger, on_ring_closed);
+    uv_close((uv_handle_t *)&r->retry, on_ring_closed);
 }
 
 static void on_linger(uv_timer_t *t)
@@ -560,6 +621,7 @@ static net_uring *ring_new(uv_loop_t *loop)
         goto fail;
     char *sq = r->sq_ring, *cq = r->cq_ring;
     r->sq_head = (unsigned *)(sq + p.sq_off.head);
+    r->sq_flags = (unsigned *)(sq + p.sq_off.flags);
     r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
     r->sq_array = (unsigned *)(sq + p.sq_off.array);
     r->sq_mask = *(unsigned *)(sq + p.sq_off.ring_mask);
@@ -625,7 +687,7 @@ static net_uring *ring_get(uv_loop_t *loop)
         thread_ring_failed = true;
         return NULL;
     }
-    r->poll.data = r->prep.data = r->linger.data = r;
+    r->poll.data = r->prep.data = r->linger.data = r->retry.data = r;
     if (uv_poll_init(loop, &r->poll, r->fd) < 0) {
         ring_free(r);
         thread_ring_failed = true;
@@ -633,7 +695,8 @@ static net_uring *ring_get(uv_loop_t *loop)
     }
     uv_prepare_init(loop, &r->prep);
     uv_timer_init(loop, &r->linger);
-    r->handles = 3;
+    uv_timer_init(loop, &r->retry);
+    r->handles = 4;
     uv_prepare_start(&r->prep, on_prep);
     uv_unref((uv_handle_t *)&r->prep);
     if (uv_poll_start(&r->poll, UV_READABLE, on_ring) < 0) {
