@@ -25,18 +25,27 @@
  *           the send's error waits for that read (libuv's read-first rule);
  *  - reads: one RECV at a time into a buffer the kernel picks from the
  *           ring's provided-buffer ring (so an idle stream holds no
- *           buffer), re-armed while the stream reads; what comes while it
- *           is paused waits in u_stash until it resumes;
+ *           buffer), re-armed while the stream reads; a RECV that found
+ *           every buffer taken (ENOBUFS: more answers in one turn than
+ *           buffers) waits in line and is re-armed with at most as many
+ *           others as there are buffers a turn; what comes while the
+ *           stream is paused waits in u_stash until it resumes;
  *  - writes: one SEND (MSG_WAITALL) at a time from wfly; TCP_NODELAY is
  *           set (an URING_CMD setsockopt) just before the second, as the
- *           epoll path does (tcp.c, raw_send);
+ *           epoll path does (tcp.c, raw_send); a SEND's error, while the
+ *           stream reads, waits until the read side ends (what the peer
+ *           sent before a reset is read first) and is then its end status;
  *  - close: ASYNC_CANCEL of whatever is in flight on the slot, hard-linked
  *           to a CLOSE of the slot. The stream itself is freed as before
  *           (its uv_close callback); what the kernel may still read (the
  *           send buffer) moves to the slot and goes with the slot's close.
  * Completions carry slot and generation, never a pointer: a completion for
  * a closed stream finds the slot without a stream and is dropped (its
- * buffer returned).
+ * buffer returned). The CQ has 4 entries a slot, so it cannot overflow; if
+ * it did, the kernel's overflow list is flushed when reaping. Timings:
+ * a completion posted before a submit returned gets that submit's time
+ * (net_event_ns), one reaped later the reap's. A submit that fails is
+ * retried from a zero timer, so the loop is woken for it.
  *
  * The ring is made only if every feature above works (a probe at setup:
  * SOCKET into a fixed slot, the setsockopt command, CLOSE, the buffer
@@ -50,6 +59,7 @@
 #include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -131,6 +141,7 @@ struct net_uring {
 
 static _Thread_local net_uring *thread_ring;
 static _Thread_local bool thread_ring_failed; /* the probe failed on this thread: don't retry */
+static _Thread_local net_uring *thread_spare;  /* a closed ring kept for reuse (on_ring_closed) */
 static const int one = 1;                     /* TCP_NODELAY's value, read by the kernel */
 
 static int sys_enter(int fd, unsigned submit, unsigned min, unsigned flags)
@@ -527,10 +538,33 @@ static void ring_free(net_uring *r)
     free(r);
 }
 
+/* A ring whose loop handles closed is kept for the thread's next one: a
+ * client that opens one connection at a time (a few users a second, or
+ * think time between them) would otherwise pay a ring setup, its mmaps,
+ * file table, buffers and probe for every connection, as the poller's
+ * epoll_create is cheap and this is not. Freed at the thread's exit. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_destroy(void *p)
+{
+    ring_free(p);
+}
+
+static void spare_key_make(void)
+{
+    (void)pthread_key_create(&spare_key, spare_destroy);
+}
+
 static void on_ring_closed(uv_handle_t *h)
 {
     net_uring *r = h->data;
-    if (--r->handles == 0)
+    if (--r->handles > 0)
+        return;
+    (void)pthread_once(&spare_once, spare_key_make);
+    if (r->used == 0 && !thread_spare && pthread_setspecific(spare_key, r) == 0)
+        thread_spare = r;
+    else
         ring_free(r);
 }
 
@@ -683,7 +717,13 @@ static net_uring *ring_get(uv_loop_t *loop)
     if (thread_ring_failed)
         return NULL;
     const char *env = getenv("CUTOVER_IO_URING");
-    if ((env && strcmp(env, "0") == 0) || !(r = ring_new(loop))) {
+    if ((r = thread_spare)) { /* idle since its last loop: nothing in flight */
+        thread_spare = NULL;
+        (void)pthread_setspecific(spare_key, NULL);
+        r->loop = loop;
+        r->closing = false;
+        r->ntodo = r->nstarved = r->nmarks = 0;
+    } else if ((env && strcmp(env, "0") == 0) || !(r = ring_new(loop))) {
         thread_ring_failed = true;
         return NULL;
     }
