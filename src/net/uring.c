@@ -50,9 +50,15 @@
  * The ring is made only if every feature above works (a probe at setup:
  * SOCKET into a fixed slot, the setsockopt command, CLOSE, the buffer
  * ring); otherwise, and with CUTOVER_IO_URING=0 in the environment,
- * streams take the epoll path. Like the poller, the ring closes one loop
- * turn after its last slot is free, and a thread whose ring serves another
- * loop takes the epoll path for the second loop's streams.
+ * streams take the epoll path. Like the poller, the ring leaves its loop
+ * one loop turn after its last slot is free (so a finished loop has
+ * nothing of it open), but the kernel ring itself is kept for the thread's
+ * next loop or burst (on_ring_closed), and a thread whose ring serves
+ * another loop takes the epoll path for the second loop's streams.
+ * Latency: a completion that arrives while the thread sleeps in
+ * epoll_wait wakes it through task work (EINTR, then libuv polls again),
+ * about 20 us later than a socket's own readiness would on this VM (97 vs
+ * 119 us median cross-core wake-up, measured with a ping-pong).
  */
 
 #include <errno.h>

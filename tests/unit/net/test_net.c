@@ -643,6 +643,59 @@ static void test_early_paused_eof(void **state)
     echo_fini(&e);
 }
 
+/* Paused while its first read is already in flight (on io_uring: the
+ * RECV went out with the open chain, before the server accepted): what
+ * then arrives, data and EOF, waits for net_resume and comes in order. */
+typedef struct inflight {
+    echo *e;
+    net_stream *s;
+    bool paused;
+    int reads_at_resume;
+} inflight;
+
+static void inflight_check(uv_check_t *c)
+{
+    inflight *f = c->data;
+    if (!f->paused) { /* after the first poll: the open chain and its read are out */
+        f->paused = true;
+        net_pause(f->s);
+        uv_check_stop(c);
+        uv_close((uv_handle_t *)c, NULL);
+    }
+}
+
+static void inflight_resume(uv_timer_t *t)
+{
+    inflight *f = t->data;
+    f->reads_at_resume = f->e->read_calls + f->e->end_calls;
+    net_resume(f->s);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_early_pause_in_flight(void **state)
+{
+    (void)state;
+    echo e;
+    speaker_init(&e);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
+    inflight f = {.e = &e};
+    f.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    uv_check_t check;
+    uv_timer_t resume;
+    uv_check_init(&e.loop, &check);
+    check.data = &f;
+    uv_check_start(&check, inflight_check);
+    uv_timer_init(&e.loop, &resume);
+    resume.data = &f;
+    uv_timer_start(&resume, inflight_resume, 200, 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_true(f.paused);
+    assert_int_equal(f.reads_at_resume, 0);
+    assert_spoke_first(&e, 5000);
+    echo_fini(&e);
+}
+
 /* Early streams of two loops on one thread: the first loop's streams share
  * the thread's epoll set, the second loop's fall back to libuv's streams;
  * both echo, and both loops close with nothing left open. */
@@ -1139,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_early_close_at_once),
         cmocka_unit_test(test_early_path),
         cmocka_unit_test(test_early_paused_eof),
+        cmocka_unit_test(test_early_pause_in_flight),
         cmocka_unit_test(test_early_two_loops),
         cmocka_unit_test(test_early_closed_in_child),
         cmocka_unit_test(test_early_reply_then_reset),
