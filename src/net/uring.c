@@ -24,8 +24,11 @@
  *           SEND so a reply that came before a reset is still read, and
  *           the send's error waits for that read (libuv's read-first rule);
  *  - reads: one RECV at a time into a buffer the kernel picks from the
- *           ring's provided-buffer ring (so an idle stream holds no
- *           buffer), re-armed while the stream reads; a RECV that found
+ *           ring's provided-buffer ring (256 of 64 KiB, touched as used;
+ *           an idle stream holds none), re-armed while the stream reads,
+ *           at once when it filled its buffer (on_ring: a large answer is
+ *           read in one poll callback, as the epoll path's 32 reads an
+ *           event), else with the turn's other work; a RECV that found
  *           every buffer taken (ENOBUFS: more answers in one turn than
  *           buffers) waits in line and is re-armed with at most as many
  *           others as there are buffers a turn; what comes while the
