@@ -60,8 +60,8 @@
  * another loop takes the epoll path for the second loop's streams.
  * Latency: a completion that arrives while the thread sleeps in
  * epoll_wait wakes it through task work (EINTR, then libuv polls again),
- * about 20 us later than a socket's own readiness would on this VM (97 vs
- * 119 us median cross-core wake-up, measured with a ping-pong).
+ * a little later than a socket's own readiness would (tens of
+ * microseconds on the VMs we measure on).
  */
 
 #include <errno.h>
@@ -147,7 +147,6 @@ struct net_uring {
     ur_slot *slots;
     unsigned nslots, *freel, nfree, used;
     unsigned *todo_q, ntodo, todo_cap;
-    size_t streams; /* open uring streams */
 };
 
 static _Thread_local net_uring *thread_ring;
@@ -789,7 +788,6 @@ int net__uring_open(net_stream *s, const struct sockaddr *addr)
     sl->busy = true;
     sl->s = s;
     r->used++;
-    r->streams++;
     uv_timer_stop(&r->linger);
     s->uring = true;
     s->ring = r;
@@ -828,13 +826,6 @@ void net__uring_release(net_stream *s)
         s->writing = false;
     }
     s->ring = NULL;
-    r->streams--;
     sl->todo = 0; /* nothing else for it but the close (a stale queue entry finds nothing to do) */
     todo(r, s->u_slot, T_CLOSE);
-}
-
-int net__uring_peer(const net_stream *s, struct sockaddr_storage *ss)
-{
-    memcpy(ss, &s->u_addr, sizeof s->u_addr);
-    return 0;
 }

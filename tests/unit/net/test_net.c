@@ -590,6 +590,8 @@ typedef struct paused {
     echo *e;
     net_stream *s;
     int checks, checks_at_resume;
+    int reads_at_resume; /* on_read and on_end calls before net_resume */
+    bool paused;         /* test_early_pause_in_flight: paused from the first check */
 } paused;
 
 static void paused_check(uv_check_t *c)
@@ -602,6 +604,7 @@ static void paused_resume(uv_timer_t *t)
 {
     paused *p = t->data;
     p->checks_at_resume = p->checks;
+    p->reads_at_resume = p->e->read_calls + p->e->end_calls;
     net_resume(p->s);
     uv_close((uv_handle_t *)t, NULL);
 }
@@ -639,6 +642,7 @@ static void test_early_paused_eof(void **state)
      * dozen turns at most, not one per wake-up of a busy loop */
     if (p.checks_at_resume > 50)
         fail_msg("%d loop turns while paused", p.checks_at_resume);
+    assert_int_equal(p.reads_at_resume, 0);
     assert_spoke_first(&e, 5000);
     echo_fini(&e);
 }
@@ -646,30 +650,15 @@ static void test_early_paused_eof(void **state)
 /* Paused while its first read is already in flight (on io_uring: the
  * RECV went out with the open chain, before the server accepted): what
  * then arrives, data and EOF, waits for net_resume and comes in order. */
-typedef struct inflight {
-    echo *e;
-    net_stream *s;
-    bool paused;
-    int reads_at_resume;
-} inflight;
-
 static void inflight_check(uv_check_t *c)
 {
-    inflight *f = c->data;
-    if (!f->paused) { /* after the first poll: the open chain and its read are out */
-        f->paused = true;
-        net_pause(f->s);
+    paused *p = c->data;
+    if (!p->paused) { /* after the first poll: the open chain and its read are out */
+        p->paused = true;
+        net_pause(p->s);
         uv_check_stop(c);
         uv_close((uv_handle_t *)c, NULL);
     }
-}
-
-static void inflight_resume(uv_timer_t *t)
-{
-    inflight *f = t->data;
-    f->reads_at_resume = f->e->read_calls + f->e->end_calls;
-    net_resume(f->s);
-    uv_close((uv_handle_t *)t, NULL);
 }
 
 static void test_early_pause_in_flight(void **state)
@@ -679,19 +668,19 @@ static void test_early_pause_in_flight(void **state)
     speaker_init(&e);
     struct sockaddr_in sin;
     uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
-    inflight f = {.e = &e};
-    f.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    paused p = {.e = &e};
+    p.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
     uv_check_t check;
     uv_timer_t resume;
     uv_check_init(&e.loop, &check);
-    check.data = &f;
+    check.data = &p;
     uv_check_start(&check, inflight_check);
     uv_timer_init(&e.loop, &resume);
-    resume.data = &f;
-    uv_timer_start(&resume, inflight_resume, 200, 0);
+    resume.data = &p;
+    uv_timer_start(&resume, paused_resume, 200, 0);
     uv_run(&e.loop, UV_RUN_DEFAULT);
-    assert_true(f.paused);
-    assert_int_equal(f.reads_at_resume, 0);
+    assert_true(p.paused);
+    assert_int_equal(p.reads_at_resume, 0);
     assert_spoke_first(&e, 5000);
     echo_fini(&e);
 }
