@@ -20,8 +20,11 @@
 #          each round first runs the same schedule with bench/floor.c (the
 #          cheapest client we can write, built here with cc) as the peer
 #       d. Artillery vs cutover on the (b) script at 1000 and 3000 arrivals/s
-#       e. --workers 2 vs --workers 1: (a)'s keep-alive req/s and (b)'s highest
-#          held arrival rate, and their ratio. The generator gets cores 0 and 2
+#       e. --workers 2 vs --workers 1: (a)'s keep-alive req/s, a generator-
+#          bound keep-alive loop's req/s (bench/capture.yml: a templated
+#          request, a JSON capture and two expectations per request, the two
+#          worker counts in turn in each round) and (b)'s highest held arrival
+#          rate, and their ratios. The generator gets cores 0 and 2
 #          for --workers 2 (0 and 1, shared with the target, on a 2-core
 #          machine, which results.md then says)
 #   - Prints a summary table and writes it, with the exact commands, to
@@ -56,13 +59,14 @@ ARTILLERY=$BENCH/node_modules/.bin/artillery
 # Durations and sizes (BENCH_QUICK shrinks them to check the script itself).
 if [[ $QUICK == 1 ]]; then
     A_DUR=3; B_N=20000; B_DUR=2; C_RATE=20000; C_DUR=3; D_DUR=3
-    REPEAT=${BENCH_REPEAT:-1}
+    REPEAT=${BENCH_REPEAT:-1}; BENCH_E_COUNT=${BENCH_E_COUNT:-500}
 else
     A_DUR=10; B_N=100000; B_DUR=5; C_RATE=20000; C_DUR=60; D_DUR=20
 fi
 D_RATES="1000 3000"
 E_A_RPS=${BENCH_E_RPS:-50000}   # (e) without (a): keep-alive users loop for about A_DUR s at this rate
 E_B_RATE=${BENCH_E_RATE:-5000}  # (e) without (b): where the arrival-rate search starts
+E_G_COUNT=${BENCH_E_COUNT:-5000} # (e) generator-bound: requests per user (50 users) in bench/capture.yml
 B_UP="1.0 1.25 1.5 1.75 2.0 2.5 3.0"
 B_BISECT=${BENCH_B_BISECT:-2}  # (b): halvings between the last factor held and the first short
 B_DOWN="0.75 0.5 0.25"
@@ -117,6 +121,19 @@ median() {
 ge() { awk "BEGIN { exit !(($1) >= ($2)) }"; }
 lt() { awk "BEGIN { exit !(($1) < ($2)) }"; }
 mb() { [[ -n $1 ]] && calc "$1 / 1024" 0 || echo "?"; }
+
+# target_ticks: CPU clock ticks (utime + stime) used so far by the target and
+# its children (nginx's worker); the target's CPU per user tells a round in
+# which the machine ran slow (both cores) from one where only the generator did
+target_ticks() {
+    local p t=0
+    for p in $TARGET_PID $(pgrep -P "$TARGET_PID" 2>/dev/null); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+# target_us_per N T0 T1: the target's CPU microseconds per user between two target_ticks
+target_us_per() { calc "($3 - $2) * 1e6 / $(getconf CLK_TCK) / ($1 > 0 ? $1 : 1)" 1; }
 
 cpu_snap() { awk '/^cpu[0-9]+ / { print $1, $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 # cpu_busy BEFORE AFTER: "cpu0 99% cpu1 97%"
@@ -321,6 +338,17 @@ a_script() {
     gen_script "$BENCH/keepalive.yml" "$TMP/keepalive.yml" COUNT="$A_COUNT"
 }
 
+# ka_rps: after cutover_run, the run's req/s (KA_RPS) over KA_SECS, the
+# report's counter span when it is plausible, else wall time (KA_BASIS says which)
+ka_rps() {
+    if [[ -n $span_s ]] && ge "$span_s" "$WALL * 0.5" && ge "$WALL + 0.5" "$span_s"; then
+        KA_SECS=$span_s; KA_BASIS="counter span"
+    else
+        KA_SECS=$WALL; KA_BASIS="wall"
+    fi
+    KA_RPS=$(calc "$requests / $KA_SECS" 0)
+}
+
 # a_cutover PREFIX WORKERS: REPEAT runs of $TMP/keepalive.yml; sets A_RPS (the
 # median req/s, "" when every run failed) and A_LAST_CPU
 a_cutover() {
@@ -329,13 +357,7 @@ a_cutover() {
     A_LAST_CPU=""
     for i in $(seq "$REPEAT"); do
         cutover_run "${pfx}_$i" "$TMP/keepalive.yml" $((A_DUR * 4 + 30)) "$workers" || continue
-        # Requests time: the report's counter span when it is plausible, else wall time.
-        if [[ -n $span_s ]] && ge "$span_s" "$WALL * 0.5" && ge "$WALL + 0.5" "$span_s"; then
-            secs=$span_s; basis="counter span"
-        else
-            secs=$WALL; basis="wall"
-        fi
-        v=$(calc "$requests / $secs" 0)
+        ka_rps; v=$KA_RPS; secs=$KA_SECS; basis=$KA_BASIS
         ((requests == expect)) || warn "${pfx}_$i: $requests requests, expected $expect (errors: ${errors:-none})"
         got+=("$v"); A_LAST_CPU=$CPU
         say "  $label run $i: $requests requests in ${secs}s ($basis; wall ${WALL}s) = $v req/s, p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB (cpu: $CPU)"
@@ -476,7 +498,7 @@ measure_b() {
 # ---- 3c. 20000 arrivals/s --------------------------------------------------------
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
-    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail
+    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail t0 tcpu tg=() fl_tg=()
     say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
     gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
     # the floor: bench/floor.c, the cheapest client of the same schedule
@@ -492,6 +514,7 @@ measure_c() {
     for i in $(seq "$REPEAT"); do
         if [[ -n $floor ]]; then
             record_cmd c_floor taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"
+            t0=$(target_ticks)
             if fl_line=$(timeout $((C_DUR * 3 + 30)) taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"); [[ -n $fl_line ]]; then
                 read -r fc fe fl fcpu ffail < <($PY -c 'import json, sys
 d = json.loads(sys.argv[1])
@@ -499,16 +522,19 @@ why = ", ".join("%d %s" % (d[k], k[7:]) for k in ("failed_start", "failed_eof", 
 print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"],
       "%d failed" % d["failed"] + (" (%s; last error: %s)" % (why, d["last_error"] or "-") if why else ""))' "$fl_line")
                 fl_ok+=("$fc"); fl_el+=("$fe"); fl_lag+=("$fl"); fl_cpu+=("$fcpu")
-                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user"
+                tcpu=$(target_us_per "$fc" "$t0" "$(target_ticks)"); fl_tg+=("$tcpu")
+                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user; target ${tcpu} us per user"
             else
                 warn "floor run $i gave no result"
             fi
             sleep 2
         fi
+        t0=$(target_ticks)
         cutover_run "c_cut_$i" "$TMP/c.yml" $((C_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
-        cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB")
+        tcpu=$(target_us_per "${completed:-0}" "$t0" "$(target_ticks)")
+        cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB"); tg+=("$tcpu")
         [[ -z $errors ]] || errs+=" run $i: $errors;"
-        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user (cpu: $CPU)${errors:+, errors: $errors}"
+        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user; target ${tcpu} us per user (cpu: $CPU)${errors:+, errors: $errors}"
         sleep 2
     done
     if ((${#cnt[@]} == 0)); then
@@ -528,9 +554,9 @@ print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"],
     local peer="(expected $expect)" peer_res="-"
     if ((${#fl_lag[@]})); then
         peer="bench/floor.c (minimal epoll client)"
-        peer_res="$(median "${fl_ok[@]}" | cut -d. -f1) delivered, elapsed $(median "${fl_el[@]}")s, lag p99 $(median "${fl_lag[@]}")ms, $(median "${fl_cpu[@]}") us CPU/user"
+        peer_res="$(median "${fl_ok[@]}" | cut -d. -f1) delivered, elapsed $(median "${fl_el[@]}")s, lag p99 $(median "${fl_lag[@]}")ms, $(median "${fl_cpu[@]}") us CPU/user (lag runs: $(IFS=/; echo "${fl_lag[*]}")); target $(IFS=/; echo "${fl_tg[*]}") us CPU/user"
     fi
-    row "c. arrivalRate $C_RATE x ${C_DUR}s|$peer|$peer_res|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms, peak RSS $(mb "$r") MB|-|within 1%, <= $((C_DUR + 1))s, lag p99 < ${C_LAG_MS}ms, RSS <= ${C_RSS_MB} MB|$verdict"
+    row "c. arrivalRate $C_RATE x ${C_DUR}s|$peer|$peer_res|${c%.*} delivered ($(calc "100 * $c / $expect" 1)%), elapsed ${e}s, lag p99 ${l:-?}ms (runs: $(IFS=/; echo "${lag[*]}")), peak RSS $(mb "$r") MB; target $(IFS=/; echo "${tg[*]}") us CPU/user|-|within 1%, <= $((C_DUR + 1))s, lag p99 < ${C_LAG_MS}ms, RSS <= ${C_RSS_MB} MB|$verdict"
     C_ERRS=$errs
     [[ -z $errs ]] || say "  errors:$errs"
 }
@@ -558,6 +584,33 @@ measure_e() {
         say "  => keep-alive: --workers 1 $a1 req/s, --workers 2 $a2 req/s, ratio $ratio"
     else
         ERRORS=$((ERRORS + 1)); row "e. keep-alive req/s, --workers 2 vs 1|cutover --workers 1|${a1:-failed}|${a2:-failed}|-|-|ERROR"
+    fi
+    # generator-bound: bench/capture.yml (a templated request, a JSON capture
+    # and two expectations per request), --workers 1 and --workers 2 in turn in
+    # every round, so a drift of the machine hits both alike
+    local g1=() g2=() w i expect=$((E_G_COUNT * 50))
+    gen_script "$BENCH/capture.yml" "$TMP/capture.yml" COUNT="$E_G_COUNT"
+    for i in $(seq "$REPEAT"); do
+        for w in 1 2; do
+            GEN_CPUS=0; [[ $w == 1 ]] || GEN_CPUS=$cpus2
+            cutover_run "e_g_w${w}_$i" "$TMP/capture.yml" $((A_DUR * 6 + 60)) "$w" || { ERRORS=$((ERRORS + 1)); continue; }
+            ka_rps
+            if ((requests != expect || failed != 0)) || [[ -n $errors ]]; then
+                warn "e_g_w${w}_$i: $requests/$expect requests, $failed users failed (errors: ${errors:-none}): not counted"
+                ERRORS=$((ERRORS + 1)); continue
+            fi
+            if [[ $w == 1 ]]; then g1+=("$KA_RPS"); else g2+=("$KA_RPS"); fi
+            say "  generator-bound, --workers $w run $i: $requests requests in ${KA_SECS}s ($KA_BASIS) = $KA_RPS req/s, p99 ${rt_p99}ms, $(calc "$CPU_S * 1e6 / $requests" 1) us of CPU per request (cpu: $CPU)"
+        done
+    done
+    GEN_CPUS=0
+    a1=$(median "${g1[@]}"); a2=$(median "${g2[@]}")
+    if [[ -n $a1 && -n $a2 ]]; then
+        ratio=$(calc "$a2 / $a1" 2)
+        row "e. generator-bound keep-alive req/s (bench/capture.yml), --workers 2 vs 1|cutover --workers 1|$a1 req/s ($(IFS=/; echo "${g1[*]}"))|$a2 req/s ($(IFS=/; echo "${g2[*]}"), cores $cpus2)|$ratio|-|INFO"
+        say "  => generator-bound: --workers 1 $a1 req/s, --workers 2 $a2 req/s, ratio $ratio"
+    else
+        row "e. generator-bound keep-alive req/s, --workers 2 vs 1|cutover --workers 1|${a1:-failed}|${a2:-failed}|-|-|ERROR"
     fi
     # (b)'s search for each: from (b)'s result when it ran with --workers 1,
     # else from E_B_RATE; --workers 2 starts from --workers 1's rate
@@ -652,9 +705,9 @@ write_results() {
         echo
         echo "- a: req/s = http.requests / the report's firstCounterAt..lastCounterAt span (wall time if that span is implausible); bar: cutover >= 1.0 x wrk (issue 6)."
         echo "- b: ab's req/s, then cutover at 1.0x, 1.25x, 1.5x, 1.75x, 2x, 2.5x, 3x of it (lower if 1.0x fails) for ${B_DUR}s each; a rate holds when most runs complete rate x duration users within 1%, none failed, in at most duration + 1 s; ratio = highest held rate / ab's req/s; bar >= 1.0."
-        echo "- c: vusers.completed vs rate x duration (bar: within 1%), wall time of the whole \`cutover run\` (bar: <= duration + 1 s), summaries[\"cutover.arrival_lag\"].p99 (bar: < ${C_LAG_MS} ms), peak RSS from \`/usr/bin/time -v\` (bar: <= ${C_RSS_MB} MB); MISS names the bars missed."
+        echo "- c: vusers.completed vs rate x duration (bar: within 1%), wall time of the whole \`cutover run\` (bar: <= duration + 1 s), summaries[\"cutover.arrival_lag\"].p99 (bar: < ${C_LAG_MS} ms), peak RSS from \`/usr/bin/time -v\` (bar: <= ${C_RSS_MB} MB); MISS names the bars missed. \"target ... us CPU/user\" is the target's own CPU (utime + stime of nginx's processes) per user during each run: the work it does per connection is fixed, so a higher figure marks minutes in which the whole machine ran slower."
         echo "- d: the same script as (b) through Artillery and cutover; elapsed is the whole process's wall time."
-        echo "- e: (a)'s cutover runs (same script) and (b)'s rate search, once with \`--workers 1\` on core 0 and once with \`--workers 2\` on two cores (0,2; 0,1 on a 2-core machine); the search for --workers 2 starts at --workers 1's held rate (1.0x, 1.25x, ... 3x of it); ratio = workers 2 / workers 1. Informational, no bar."
+        echo "- e: (a)'s cutover runs (same script) and (b)'s rate search, once with \`--workers 1\` on core 0 and once with \`--workers 2\` on two cores (0,2; 0,1 on a 2-core machine); the search for --workers 2 starts at --workers 1's held rate (1.0x, 1.25x, ... 3x of it); and bench/capture.yml (50 users looping a GET of /api/mocs with a templated URL and header, a JSON capture and two expectations: the generator, not the target, is the limit), --workers 1 then --workers 2 in each round, req/s as in (a), a run counted only when every request was made and no user failed; ratio = workers 2 / workers 1. Informational, no bar."
         echo
         echo "## Commands"
         echo
@@ -664,8 +717,8 @@ write_results() {
         [[ -f $TMP/nginx/nginx.conf ]] && sed -e "s|$TMP|\$TMP|g" "$TMP/nginx/nginx.conf"
         echo '```'
         echo
-        echo "Load generators (first run of each kind; \$TMP is the run's temp dir, the scripts are bench/keepalive.yml"
-        echo "and bench/per-user.yml with the marked numbers replaced):"
+        echo "Load generators (first run of each kind; \$TMP is the run's temp dir, the scripts are bench/keepalive.yml,"
+        echo "bench/per-user.yml and bench/capture.yml with the marked numbers replaced):"
         echo
         echo '```sh'
         [[ -f $TMP/commands.txt ]] && cut -d' ' -f2- "$TMP/commands.txt"
