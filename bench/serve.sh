@@ -23,8 +23,8 @@
 #     of an API would; cutover also adds Via and its colour header.
 #   - Before the runs, the realised split of each router is checked on 2,000
 #     keep-alive GETs (the upstreams' X-Cutover-Color).
-#   - For each layout, BENCH_REPEAT rounds (default 3); in each round every
-#     router in turn gets one wrk run of BENCH_DUR seconds (default 10) with
+#   - For each layout, BENCH_REPEAT rounds (default 9); in each round every
+#     router in turn gets one wrk run of BENCH_DUR seconds (default 4) with
 #     BENCH_CONNS keep-alive connections (default 50) on GET /, so a drift of
 #     the machine hits all three alike; each round starts with the next
 #     router (round 1: cutover, HAProxy, nginx; round 2: HAProxy, nginx,
@@ -35,7 +35,12 @@
 #     upstreams (/proc/PID/task/*/status): how often the client side was
 #     woken, and the TCP segments per request (/proc/net/snmp OutSegs, the
 #     whole machine's; 2 a request is the floor for one hop, 4 for two).
-#     The cutover/peer ratios are of the medians.
+#     The wrk + upstreams CPU per request (wrk's from /usr/bin/time, the
+#     upstreams' from /proc) is what the router makes the client side spend.
+#     The cutover/peer ratios are given twice: of the medians, and as the
+#     median of the per-round ratios (each router's run against cutover's in
+#     the same round, seconds apart), with the number of rounds in which
+#     cutover had >= 1.0x the req/s with a p99 no higher.
 #   - Then, for cutover and nginx, BENCH_IDLE (default 10,000) idle
 #     keep-alive client connections are opened (bench/idle_conns.py, on
 #     core 1) and the router's resident memory with them open is reported
@@ -47,9 +52,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CUTOVER=${CUTOVER:-$ROOT/cutover}
-DUR=${BENCH_DUR:-10}
+DUR=${BENCH_DUR:-4}
 CONNS=${BENCH_CONNS:-50}
-REPEAT=${BENCH_REPEAT:-3}
+REPEAT=${BENCH_REPEAT:-9}
 IDLE=${BENCH_IDLE:-10000}   # idle keep-alive client connections for the RSS column (0: skip)
 LAYOUTS=${BENCH_LAYOUTS:-client-bound router-bound}
 PY=/usr/bin/python3
@@ -133,6 +138,18 @@ EOF
 taskset -c 0 "$CUTOVER" serve "$TMP/serve.yml" >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
+# BENCH_BUSY_POLL=VALUE: a second cutover serve with `busy_poll: VALUE` (the
+# default is 50us), measured in the same rounds as a fourth router
+SP_EXTRA=""
+if [[ -n ${BENCH_BUSY_POLL:-} ]]; then
+    SP=$(free_port); SA=$(free_port)
+    sed -e "s/:$CP\$/:$SP/" -e "s/:$CA }/:$SA }/" "$TMP/serve.yml" >"$TMP/serve2.yml"
+    echo "busy_poll: $BENCH_BUSY_POLL" >>"$TMP/serve2.yml"
+    taskset -c 0 "$CUTOVER" serve "$TMP/serve2.yml" >"$TMP/serve2.log" 2>&1 &
+    SP_PID=$!
+    PIDS+=($SP_PID)
+    SP_EXTRA="cutover serve, busy_poll $BENCH_BUSY_POLL|$SP|$SP_PID|"
+fi
 
 HP=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -196,7 +213,7 @@ taskset -c 0 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx.log" 2>&
 NG_PID=$!
 PIDS+=($NG_PID)
 
-wait_port "$CP"; wait_port "$HP"; wait_port "$NP"
+wait_port "$CP"; wait_port "$HP"; wait_port "$NP"; [[ -z ${SP:-} ]] || wait_port "$SP"
 NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
 HA_NAME="HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')"
 NG_NAME="nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')"
@@ -207,6 +224,7 @@ ROUTERS=(
     "$HA_NAME|$HP|$HA_PID|"
     "$NG_NAME|$NP|$NG_WORKER|$NG_PID $NG_WORKER"
 )
+[[ -z $SP_EXTRA ]] || ROUTERS+=("$SP_EXTRA")
 
 declare -A SHARE
 for r in "${ROUTERS[@]}"; do
@@ -215,7 +233,12 @@ for r in "${ROUTERS[@]}"; do
     echo "$name: green ${SHARE[$name]}% of 2,000 GETs" >&2
 done
 
-ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors, ctx switches/req, TCP segments/req
+ROWS=$TMP/rows.tsv   # layout, round, name, req/s, p99 (ms), cpu us/req, errors, ctx switches/req, TCP segments/req, wrk + upstreams cpu us/req, router ctx switches/req
+up_ticks() { # utime+stime of both upstreams (clock ticks)
+    local p t=0
+    for p in "${UP_PIDS[@]}"; do t=$((t + $(cpu_ticks "$p"))); done
+    echo "$t"
+}
 : >"$ROWS"
 to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) -> ms
     $PY -c 'import sys
@@ -228,19 +251,24 @@ else:
 }
 wrk_one() { # layout round name port pid
     local layout=$1 round=$2 name=$3 port=$4 pid=$5 out t0 t1
-    local u0 u1 wcs=0 g0 g1
+    local u0 u1 wcs=0 g0 g1 c0 c1 wcpu=0 r0 r1 rcs="-"
     t0=$(cpu_ticks "$pid")
+    r0=$( [[ -n $pid ]] && ctx_switches "$pid" || echo 0)
+    c0=$(up_ticks)
     u0=$(ctx_switches "${UP_PIDS[@]}")
     g0=$(tcp_out_segs)
     if [[ -x /usr/bin/time ]]; then
-        out=$(/usr/bin/time -f '%w %c' -o "$TMP/wrk.time" \
+        out=$(/usr/bin/time -f '%w %c %U %S' -o "$TMP/wrk.time" \
               taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
         wcs=$(awk '{ print $1 + $2 }' "$TMP/wrk.time")
+        wcpu=$(awk '{ print $3 + $4 }' "$TMP/wrk.time")
     else
         out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
     fi
     g1=$(tcp_out_segs)
     u1=$(ctx_switches "${UP_PIDS[@]}")
+    c1=$(up_ticks)
+    r1=$( [[ -n $pid ]] && ctx_switches "$pid" || echo 0)
     t1=$(cpu_ticks "$pid")
     local rps p99 reqs errs cpu="-"
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -248,12 +276,14 @@ wrk_one() { # layout round name port pid
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' <<<"$out")
     [[ -n $pid ]] && cpu=$($PY -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / $reqs:.1f}')")
-    local cs segs
+    local cs segs ccpu
     cs=$($PY -c "print(f'{($u1 - $u0 + $wcs) / $reqs:.3f}')")
+    ccpu=$($PY -c "print(f'{(($c1 - $c0) / $(getconf CLK_TCK) + $wcpu) * 1e6 / $reqs:.1f}')")
+    [[ -z $pid ]] || rcs=$($PY -c "print(f'{($r1 - $r0) / $reqs:.3f}')")
     segs=$($PY -c "print(f'{($g1 - $g0) / $reqs:.2f}')")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
-        "${errs:-none}" "$cs" "$segs" >>"$ROWS"
-    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req, $cs context switches/req of wrk + upstreams, $segs TCP segments/req" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$rps" "$p99" "$cpu" \
+        "${errs:-none}" "$cs" "$segs" "$ccpu" "$rcs" >>"$ROWS"
+    echo "$layout round $round, $name: $rps req/s, p99 $p99 ms, $cpu us/req and $rcs context switches/req of the router, wrk + upstreams $ccpu us/req and $cs context switches/req, $segs TCP segments/req" >&2
 }
 
 for layout in $LAYOUTS; do
@@ -315,9 +345,11 @@ for lay in layouts:
              else "router + upstreams on core 0; wrk alone on core 1")
     print(f"### {lay} ({where})\n")
     print("| router | green share | req/s (median) | req/s (rounds) | p99 (median) | p99 (rounds) "
-          "| router CPU us/req (median) | wrk + upstreams context switches/req (median) "
+          "| router CPU us/req (median) | router context switches/req (median) "
+          "| wrk + upstreams CPU us/req (median) "
+          "| wrk + upstreams context switches/req (median) "
           "| TCP segments/req (median) | idle RSS | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = []
     for r in rows:
         if r[0] == lay and r[2] not in names:
@@ -328,6 +360,8 @@ for lay in layouts:
         rps = [float(r[3]) for r in rs]
         p99 = [float(r[4]) for r in rs]
         cpu = [float(r[5]) for r in rs if r[5] != "-"]
+        ccpu = statistics.median(float(r[9]) for r in rs)
+        rcs = [float(r[10]) for r in rs if r[10] != "-"]
         cs = statistics.median(float(r[7]) for r in rs)
         segs = statistics.median(float(r[8]) for r in rs)
         med[n] = (statistics.median(rps), statistics.median(p99))
@@ -335,15 +369,25 @@ for lay in layouts:
         errs = "; ".join(sorted({r[6] for r in rs}))
         print(f"| {n} | {share} | {med[n][0]:,.0f} | {' / '.join(f'{x:,.0f}' for x in rps)} "
               f"| {med[n][1]:.2f} ms | {' / '.join(f'{x:.2f}' for x in p99)} "
-              f"| {statistics.median(cpu) if cpu else '-'} | {cs:.3f} | {segs:.2f} "
+              f"| {statistics.median(cpu) if cpu else '-'} | {f'{statistics.median(rcs):.3f}' if rcs else '-'} | {ccpu:.1f} | {cs:.3f} | {segs:.2f} "
               f"| {rss if lay == layouts[0] else '-'} | {errs} |")
     cut = med.get("cutover serve")
     if cut:
         print()
         for n in names:
-            if n in ("cutover serve",) or n.startswith("direct"):
+            if n == "cutover serve" or n.startswith("direct"):
                 continue
-            print(f"- cutover / {n}: req/s **{cut[0] / med[n][0]:.2f}x**, "
-                  f"p99 {cut[1]:.2f} vs {med[n][1]:.2f} ms")
+            # paired: the two routers' runs of the same round, minutes apart at most
+            by = {(r[1], r[2]): r for r in rows if r[0] == lay}
+            pairs = [(float(by[(k, "cutover serve")][3]) / float(by[(k, n)][3]),
+                      float(by[(k, "cutover serve")][4]) <= float(by[(k, n)][4]))
+                     for k in sorted({r[1] for r in rows if r[0] == lay}, key=int)
+                     if (k, "cutover serve") in by and (k, n) in by]
+            ratios = sorted(x for x, _ in pairs)
+            won = sum(1 for x, p in pairs if x >= 1.0 and p)
+            print(f"- cutover / {n}: req/s of the medians **{cut[0] / med[n][0]:.2f}x**, "
+                  f"p99 {cut[1]:.2f} vs {med[n][1]:.2f} ms; per round: req/s ratio median "
+                  f"**{statistics.median(ratios):.2f}x** (rounds: {' / '.join(f'{x:.2f}' for x in ratios)}), "
+                  f"cutover >= 1.0x with p99 no higher in {won} of {len(pairs)} rounds")
     print()
 EOF

@@ -102,6 +102,28 @@ static int get_dur(pctx *p, const conf_node *n, uint64_t *out)
     return rt_parse_duration(n, 1000, out, p->err);
 }
 
+/* busy_poll: 50us, 0.2ms, 0 or false (off); at most 1ms. */
+static int get_busy_poll(pctx *p, const conf_node *n, uint64_t *out_us)
+{
+    double v = -1;
+    if ((n->type == CONF_BOOL && !n->b) || (n->type == CONF_INT && n->i == 0)) {
+        v = 0;
+    } else if (n->type == CONF_STRING) {
+        char *end;
+        double x = strtod(n->str, &end);
+        if (end != n->str && x >= 0 && !strcmp(end, "us"))
+            v = x;
+        else if (end != n->str && x >= 0 && !strcmp(end, "ms"))
+            v = x * 1000;
+    }
+    if (!(v >= 0 && v <= 1000)) {
+        conf_errf(p->err, n, "busy_poll must be a duration from 0us to 1ms such as 50us, or false");
+        return -EINVAL;
+    }
+    *out_us = (uint64_t)llround(v);
+    return 0;
+}
+
 static int get_bool(pctx *p, const conf_node *n, bool *out)
 {
     if (n->type != CONF_BOOL) {
@@ -298,6 +320,7 @@ static void defaults(router_config *c)
     c->drain_timeout_ms = 10000;
     c->tunnel_timeout_ms = 3600000;
     c->horizon_s = 900;
+    c->busy_poll_us = 50;
     for (int i = 0; i < 2; i++) {
         router_pool_conf *pc = &c->pools[i];
         pc->max_conns = 512;
@@ -317,7 +340,7 @@ static int parse_root(pctx *p, const conf_node *root)
 {
     static const char *const keys[] = {
         "listen", "tls", "admin", "upstreams", "weight", "sticky", "force_header", "color_header",
-        "retry", "limits", "timeouts", "metrics", "access_log", "state", "rollout"};
+        "retry", "limits", "timeouts", "metrics", "access_log", "busy_poll", "state", "rollout"};
     router_config *c = p->c;
     if (root->type != CONF_MAP) {
         conf_errf(p->err, root, "the serve config must be a map");
@@ -480,6 +503,8 @@ static int parse_root(pctx *p, const conf_node *root)
     }
     if ((v = conf_get(root, "access_log")))
         TRY(get_path(p, v, &c->access_log));
+    if ((v = conf_get(root, "busy_poll")))
+        TRY(get_busy_poll(p, v, &c->busy_poll_us));
     c->state = conf_get(root, "state");
     c->rollout = conf_get(root, "rollout");
     return 0;

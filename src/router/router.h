@@ -89,6 +89,7 @@ typedef struct router_config {
     uint64_t tunnel_timeout_ms;    /* an upgraded (WebSocket) connection's longest silence */
     uint64_t horizon_s;            /* seconds of 1 s buckets kept */
     char *access_log;              /* JSON lines file or NULL */
+    uint64_t busy_poll_us;         /* after a poll with reads, poll without blocking this long */
     /* Owned by the rollout controller: parsed, not interpreted (NULL if absent). */
     const conf_node *state;
     const conf_node *rollout;

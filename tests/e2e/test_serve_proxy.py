@@ -3,6 +3,7 @@ when disabled), the connection-pool limit queueing instead of failing, TLS
 termination and https upstreams, keep-alive reuse of upstream connections."""
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -197,5 +198,63 @@ def test_passive_ejection_on_connect_failures(tmp_path, blue):
         m = r.admin("GET", "/metrics", token=None)[1].decode()
         assert 'cutover_retries_total{color="blue"} 2' in m
         assert 'cutover_server_up{color="green",server="%s"} 0' % dead in m
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("busy_poll", ["50us", "1ms"])
+def test_busy_poll_stops_when_traffic_stops(tmp_path, blue, busy_poll):
+    """After a burst of requests the router polls without blocking for at most
+    busy_poll, then sleeps: an idle router uses no CPU."""
+    cfg = write_config(tmp_path, f"weight: 0\nbusy_poll: {busy_poll}\n" +
+                       upstreams_yaml([blue.url], [blue.url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        for _ in range(300):
+            assert r.get("/health", conn=c)[0] == 200
+        time.sleep(0.3)
+        before = cpu_seconds(r.proc.pid)
+        time.sleep(1.5)
+        used = cpu_seconds(r.proc.pid) - before
+        assert used < 0.15, f"the idle router used {used:.2f} s of CPU in 1.5 s"
+        assert r.get("/health", conn=c)[0] == 200   # and it still answers
+        c.close()
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def voluntary_switches(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
+
+
+@pytest.mark.parametrize("busy_poll", ["1ms", "false"])
+def test_busy_poll_keeps_the_router_awake_between_requests(tmp_path, blue, busy_poll):
+    """With busy_poll the router does not sleep between requests that follow
+    each other within it; without it, it sleeps about twice a request (waiting
+    for the upstream, then for the client)."""
+    cfg = write_config(tmp_path, f"weight: 0\nbusy_poll: {busy_poll}\n" +
+                       upstreams_yaml([blue.url], [blue.url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        c = r.conn()
+        assert r.get("/health", conn=c)[0] == 200
+        before = voluntary_switches(r.proc.pid)
+        for _ in range(300):
+            assert r.get("/health", conn=c)[0] == 200
+        n = voluntary_switches(r.proc.pid) - before
+        c.close()
+        if busy_poll == "false":
+            assert n > 300, n
+        else:
+            assert n < 150, n
     finally:
         assert r.stop() == 0, r.log()

@@ -47,6 +47,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.color_header, "X-Cutover-Color");
     assert_true(c.retry);
     assert_int_equal(c.horizon_s, 900);
+    assert_int_equal(c.busy_poll_us, 50);
     assert_int_equal(c.pools[ROUTER_BLUE].nservers, 1);
     assert_int_equal(c.pools[ROUTER_GREEN].nservers, 1);
     assert_string_equal(c.pools[ROUTER_GREEN].servers[0], "http://127.0.0.1:2");
@@ -82,6 +83,7 @@ static void test_full(void **state)
         "timeouts: { header: 5s, body: 10s, idle: 30s, connect: 250ms, response: 2m, drain: 20s }\n"
         "metrics: { horizon: 30m }\n"
         "access_log: logs/a.jsonl\n"
+        "busy_poll: 0.2ms\n"
         "state: cutover.db\n"
         "rollout: { from: blue, to: green, steps: [ { weight: 10, hold: 48h } ] }\n";
     router_config c;
@@ -128,13 +130,14 @@ static void test_full(void **state)
     assert_int_equal(c.response_timeout_ms, 120000);
     assert_int_equal(c.drain_timeout_ms, 20000);
     assert_int_equal(c.horizon_s, 1800);
+    assert_int_equal(c.busy_poll_us, 200);
     assert_string_equal(c.access_log, "/etc/cut/logs/a.jsonl");
     /* the controller's sections, handed on as parsed nodes */
     assert_non_null(c.state);
     assert_string_equal(c.state->str, "cutover.db");
     assert_non_null(c.rollout);
     assert_int_equal(c.rollout->type, CONF_MAP);
-    assert_int_equal(c.rollout->line, 23);
+    assert_int_equal(c.rollout->line, 24);
     assert_non_null(conf_get(c.rollout, "steps"));
     router_config_free(&c);
 }
@@ -175,6 +178,10 @@ static void test_errors(void **state)
     expect_error(UPS "retry: 1\n", "/etc/cut.yml:4:8: expected true or false");
     expect_error(UPS "timeouts: { connect: 0 }\n", "/etc/cut.yml:4:22: a timeout must be positive");
     expect_error(UPS "metrics: { horizon: 10s }\n", "/etc/cut.yml:4:21: horizon must be from 1m");
+    expect_error(UPS "busy_poll: 2ms\n", "/etc/cut.yml:4:12: busy_poll must be a duration from 0us to 1ms");
+    expect_error(UPS "busy_poll: 50\n", "/etc/cut.yml:4:12: busy_poll must be a duration");
+    expect_error(UPS "busy_poll: true\n", "/etc/cut.yml:4:12: busy_poll must be a duration");
+    expect_error(UPS "busy_poll: -5us\n", "/etc/cut.yml:4:12: busy_poll must be a duration");
     expect_error(UPS "limits: { headers: 100000 }\n",
                  "/etc/cut.yml:4:20: expected an integer from 4 to 10000");
     expect_error("- a\n- b\n", "/etc/cut.yml:1:1: the serve config must be a map");
@@ -206,6 +213,24 @@ static void test_durations(void **state)
     }
 }
 
+/* busy_poll: off with false or 0; microseconds or milliseconds up to 1ms */
+static void test_busy_poll(void **state)
+{
+    (void)state;
+    const char *ok[][2] = {{"false", "0"}, {"0", "0"}, {"0us", "0"}, {"10us", "10"},
+                           {"1ms", "1000"}, {"0.05ms", "50"}, {"1000us", "1000"}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(ok); i++) {
+        char text[256], err[CU_ERRLEN] = "";
+        snprintf(text, sizeof text, UPS "busy_poll: %s\n", ok[i][0]);
+        router_config c;
+        int rc = router_config_parse(&c, text, strlen(text), "/etc/cut.yml", err);
+        if (rc)
+            fail_msg("%s: %s", ok[i][0], err);
+        assert_int_equal(c.busy_poll_us, strtoull(ok[i][1], NULL, 10));
+        router_config_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_busy_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
