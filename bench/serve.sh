@@ -47,6 +47,8 @@
 #     (nginx: master + worker). HAProxy is skipped there: it reserves two
 #     descriptors per connection, and 10,000 need more than this sandbox's
 #     20,000 per process.
+#   - BENCH_BUSY_POLL=50us adds a fourth router: cutover serve with that
+#     `busy_poll` (docs/serve.md), in the same rounds as the default one.
 #   - Everything started is stopped on exit (trap); all traffic is on 127.0.0.1.
 set -euo pipefail
 
@@ -138,8 +140,8 @@ EOF
 taskset -c 0 "$CUTOVER" serve "$TMP/serve.yml" >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
-# BENCH_BUSY_POLL=VALUE: a second cutover serve with `busy_poll: VALUE` (the
-# default is 50us), measured in the same rounds as a fourth router
+# BENCH_BUSY_POLL=VALUE (50us, say): a second cutover serve with `busy_poll:
+# VALUE` (off by default), measured in the same rounds as a fourth router
 SP_EXTRA=""
 if [[ -n ${BENCH_BUSY_POLL:-} ]]; then
     SP=$(free_port); SA=$(free_port)

@@ -320,7 +320,7 @@ static void defaults(router_config *c)
     c->drain_timeout_ms = 10000;
     c->tunnel_timeout_ms = 3600000;
     c->horizon_s = 900;
-    c->busy_poll_us = 50;
+    c->busy_poll_us = 0;
     for (int i = 0; i < 2; i++) {
         router_pool_conf *pc = &c->pools[i];
         pc->max_conns = 512;

@@ -47,7 +47,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.color_header, "X-Cutover-Color");
     assert_true(c.retry);
     assert_int_equal(c.horizon_s, 900);
-    assert_int_equal(c.busy_poll_us, 50);
+    assert_int_equal(c.busy_poll_us, 0);
     assert_int_equal(c.pools[ROUTER_BLUE].nservers, 1);
     assert_int_equal(c.pools[ROUTER_GREEN].nservers, 1);
     assert_string_equal(c.pools[ROUTER_GREEN].servers[0], "http://127.0.0.1:2");
