@@ -499,7 +499,7 @@ static void complete(rt_uconn *u, rt_cconn *c, bool ended)
 static void u_on_read(net_stream *s, const char *data, size_t len)
 {
     rt_uconn *u = net_stream_user(s);
-    u->gen->r->io_events++;
+    u->gen->r->io_read = true;
     if (u->closing)
         return;
     rt_cconn *c = u->c;

@@ -768,7 +768,7 @@ static void feed(rt_cconn *c, const char *data, size_t len)
 static void on_read(net_stream *s, const char *data, size_t len)
 {
     rt_cconn *c = net_stream_user(s);
-    c->r->io_events++;
+    c->r->io_read = true;
     if (c->closing)
         return;
     if (c->up == UP_TUNNEL) {

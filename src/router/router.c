@@ -179,7 +179,6 @@ static void on_spin_idle(uv_idle_t *h)
 {
     router *r = h->data;
     if (uv_hrtime() - r->io_last_ns > r->gen->cfg.busy_poll_us * 1000) {
-        r->spinning = false;
         uv_idle_stop(&r->spin_idle);
     } else {
         sched_yield();
@@ -189,16 +188,13 @@ static void on_spin_idle(uv_idle_t *h)
 static void on_spin_check(uv_check_t *h)
 {
     router *r = h->data;
-    if (r->io_events == r->io_seen)
+    if (!r->io_read)
         return;
-    r->io_seen = r->io_events;
+    r->io_read = false;
     if (!r->gen->cfg.busy_poll_us || r->draining)
         return;
     r->io_last_ns = uv_hrtime();
-    if (!r->spinning) {
-        r->spinning = true;
-        uv_idle_start(&r->spin_idle, on_spin_idle);
-    }
+    uv_idle_start(&r->spin_idle, on_spin_idle); /* a no-op when it runs already */
 }
 
 static void spin_init(router *r, uv_loop_t *loop)

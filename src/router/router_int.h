@@ -203,11 +203,10 @@ struct router {
     void *admin_ctx;
     int admin_port;
     /* busy poll (router.c): after a poll with reads, poll without blocking */
-    uint64_t io_events, io_seen;    /* reads handled; as of the last check */
-    uint64_t io_last_ns;            /* when io_events last moved */
+    bool io_read;                   /* a read callback ran since the last check */
+    uint64_t io_last_ns;            /* the last check that saw one */
     uv_check_t spin_check;
     uv_idle_t spin_idle;
-    bool spinning;
 };
 
 /* Green's share in force: the weight unless health overrides it. */

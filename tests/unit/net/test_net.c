@@ -616,24 +616,34 @@ static void paused_stop_check(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
 }
 
+/* Both paused tests: an early stream to a speaker (which writes and ends
+ * at once), a check handle running `cb` each loop turn, and net_resume
+ * after 200 ms. */
+static void paused_start(echo *e, paused *p, uv_check_t *check, uv_check_cb cb,
+                         uv_timer_t *resume)
+{
+    speaker_init(e);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(e->l), &sin);
+    *p = (paused){.e = e};
+    p->s = net_connect_early(&e->loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, e);
+    uv_check_init(&e->loop, check);
+    check->data = p;
+    uv_check_start(check, cb);
+    uv_timer_init(&e->loop, resume);
+    resume->data = p;
+    uv_timer_start(resume, paused_resume, 200, 0);
+}
+
 static void test_early_paused_eof(void **state)
 {
     (void)state;
     echo e;
-    speaker_init(&e);
-    struct sockaddr_in sin;
-    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
-    paused p = {.e = &e};
-    p.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
-    net_pause(p.s);
+    paused p;
     uv_check_t check;
     uv_timer_t resume, stop;
-    uv_check_init(&e.loop, &check);
-    check.data = &p;
-    uv_check_start(&check, paused_check);
-    uv_timer_init(&e.loop, &resume);
-    resume.data = &p;
-    uv_timer_start(&resume, paused_resume, 200, 0);
+    paused_start(&e, &p, &check, paused_check, &resume);
+    net_pause(p.s);
     uv_timer_init(&e.loop, &stop);
     stop.data = &check;
     uv_timer_start(&stop, paused_stop_check, 300, 0);
@@ -665,19 +675,10 @@ static void test_early_pause_in_flight(void **state)
 {
     (void)state;
     echo e;
-    speaker_init(&e);
-    struct sockaddr_in sin;
-    uv_ip4_addr("127.0.0.1", net_listener_port(e.l), &sin);
-    paused p = {.e = &e};
-    p.s = net_connect_early(&e.loop, (struct sockaddr *)&sin, NULL, NULL, &cli_cbs, &e);
+    paused p;
     uv_check_t check;
     uv_timer_t resume;
-    uv_check_init(&e.loop, &check);
-    check.data = &p;
-    uv_check_start(&check, inflight_check);
-    uv_timer_init(&e.loop, &resume);
-    resume.data = &p;
-    uv_timer_start(&resume, paused_resume, 200, 0);
+    paused_start(&e, &p, &check, inflight_check, &resume);
     uv_run(&e.loop, UV_RUN_DEFAULT);
     assert_true(p.paused);
     assert_int_equal(p.reads_at_resume, 0);
