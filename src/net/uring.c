@@ -109,6 +109,7 @@ typedef struct ur_slot {
     uint8_t todo;   /* T_*: what the next prepare submits */
     bool opened;    /* SOCKET submitted: the slot needs a CLOSE */
     bool busy;
+    uint8_t fly;    /* 1 << OP_OPEN, OP_SEND, OP_RECV: in flight (close cancels them) */
 } ur_slot;
 
 typedef struct net_uring net_uring;
@@ -208,6 +209,8 @@ static struct io_uring_sqe *sqe_get(net_uring *r, uint8_t op, unsigned slot)
     r->to_submit++;
     memset(e, 0, sizeof *e);
     e->user_data = (uint64_t)r->slots[slot].gen << 32 | (uint64_t)slot << 8 | op;
+    if (op == OP_OPEN || op == OP_SEND || op == OP_RECV)
+        r->slots[slot].fly |= (uint8_t)(1u << op);
     return e;
 }
 
@@ -259,11 +262,26 @@ static bool emit(net_uring *r, unsigned slot)
             slot_free(r, slot);
             return true;
         }
-        e = sqe_get(r, OP_CANCEL, slot);
-        e->opcode = IORING_OP_ASYNC_CANCEL;
-        e->fd = (int)slot;
-        e->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL;
-        e->flags = IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        uint8_t fly = sl->fly & (uint8_t)(1u << OP_SEND | 1u << OP_RECV);
+        if ((sl->fly & (1u << OP_OPEN)) || (fly & (fly - 1))) {
+            /* the open chain may be anywhere, or a SEND and a RECV are
+             * both in flight: all on the slot, in one entry (so a slot
+             * still posts at most 4 completions) */
+            e = sqe_get(r, OP_CANCEL, slot);
+            e->opcode = IORING_OP_ASYNC_CANCEL;
+            e->fd = (int)slot;
+            e->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL;
+            e->flags = IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        } else if (fly) {
+            /* the one in flight (usually the RECV), by its user_data: a
+             * hashed lookup, where a cancel by descriptor walks every
+             * request in flight, thousands at the rates this path is for */
+            uint8_t op = fly == (1u << OP_SEND) ? OP_SEND : OP_RECV;
+            e = sqe_get(r, OP_CANCEL, slot);
+            e->opcode = IORING_OP_ASYNC_CANCEL;
+            e->addr = (uint64_t)sl->gen << 32 | (uint64_t)slot << 8 | op;
+            e->flags = IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        }
         e = sqe_get(r, OP_CLOSE, slot);
         e->opcode = IORING_OP_CLOSE;
         e->file_index = slot + 1;
@@ -492,6 +510,9 @@ static void on_ring(uv_poll_t *h, int status, int events)
                 continue;
             }
             net_stream *s = r->slots[slot].s;
+            r->slots[slot].fly &= (uint8_t)~(1u << op);
+            if (op == OP_SEND || op == OP_RECV) /* linked behind the open: it is done */
+                r->slots[slot].fly &= (uint8_t)~(1u << OP_OPEN);
             switch (op) {
             case OP_RECV:
                 on_recv(r, slot, s, res, flags);
@@ -786,6 +807,7 @@ int net__uring_open(net_stream *s, const struct sockaddr *addr)
     unsigned slot = r->freel[--r->nfree];
     ur_slot *sl = &r->slots[slot];
     sl->busy = true;
+    sl->fly = 0;
     sl->s = s;
     r->used++;
     uv_timer_stop(&r->linger);

@@ -780,6 +780,144 @@ static void test_early_big_reply_then_reset(void **state)
     reply_then_reset(100000);
 }
 
+/* An early stream closed while its reads or sends are in flight (a RECV
+ * waiting for an answer that never comes, a SEND waiting for a peer that
+ * does not read, or both): the close must still reach the peer at once,
+ * and what was not yet sent is dropped. On io_uring each case cancels the
+ * requests in flight in its own way (uring.c, emit); one that stayed in
+ * flight would hold the socket open, and the peer would wait for ever. */
+typedef struct inflight {
+    uv_loop_t loop;
+    net_listener *l;
+    net_stream *cli, *srv;
+    uv_timer_t close_t, watchdog;
+    bool send, read;     /* the case: a large write, a read */
+    uint64_t srv_bytes;
+    int srv_ends, cli_closes;
+    bool timed_out;
+} inflight;
+
+enum { IF_BIG = 64 << 20 }; /* more than loopback's socket buffers hold */
+
+static void if_stop(inflight *f)
+{
+    uv_timer_stop(&f->watchdog);
+    uv_timer_stop(&f->close_t);
+    if (f->srv)
+        net_stream_close(f->srv);
+    if (f->cli)
+        net_stream_close(f->cli);
+    if (f->l)
+        net_listener_close(f->l);
+    f->srv = f->cli = NULL;
+    f->l = NULL;
+}
+
+static void if_close_client(uv_timer_t *t);
+
+static void if_srv_read(net_stream *s, const char *data, size_t len)
+{
+    (void)data;
+    inflight *f = net_stream_user(s);
+    f->srv_bytes += len;
+    if (!f->send && f->srv_bytes == 5) /* the client's RECV is armed by now */
+        uv_timer_start(&f->close_t, if_close_client, 0, 0);
+}
+
+static void if_srv_end(net_stream *s, int status)
+{
+    (void)status;
+    inflight *f = net_stream_user(s);
+    f->srv_ends++;
+    if_stop(f);
+}
+
+static const net_stream_cbs if_srv_cbs = {NULL, if_srv_read, if_srv_end, NULL, NULL};
+
+static void if_accept(net_listener *l, net_stream *s, void *user)
+{
+    (void)l;
+    inflight *f = user;
+    f->srv = s;
+    net_stream_set_user(s, f);
+    net_stream_set_cbs(s, &if_srv_cbs);
+    if (f->send) { /* reads nothing until the client is gone: the SEND stays in flight */
+        net_pause(s);
+        uv_timer_start(&f->close_t, if_close_client, 50, 0);
+    }
+}
+
+static void if_cli_close(net_stream *s)
+{
+    inflight *f = net_stream_user(s);
+    f->cli_closes++;
+    if (f->srv)
+        net_resume(f->srv); /* now reads what the kernel holds, then the end */
+}
+
+static const net_stream_cbs if_cli_cbs = {NULL, NULL, NULL, NULL, if_cli_close};
+
+static void if_close_client(uv_timer_t *t)
+{
+    inflight *f = t->data;
+    net_stream_close(f->cli);
+    f->cli = NULL;
+}
+
+static void if_watchdog(uv_timer_t *t)
+{
+    inflight *f = t->data;
+    f->timed_out = true;
+    if_stop(f);
+}
+
+static void early_close_in_flight(bool send, bool read)
+{
+    inflight f;
+    memset(&f, 0, sizeof f);
+    f.send = send;
+    f.read = read;
+    assert_int_equal(uv_loop_init(&f.loop), 0);
+    char err[CU_ERRLEN];
+    assert_int_equal(net_listen(&f.l, &f.loop, "127.0.0.1", 0, NULL, if_accept, &f, err), 0);
+    uv_timer_init(&f.loop, &f.close_t);
+    uv_timer_init(&f.loop, &f.watchdog);
+    f.close_t.data = f.watchdog.data = &f;
+    uv_timer_start(&f.watchdog, if_watchdog, 5000, 0);
+    struct sockaddr_in sin;
+    uv_ip4_addr("127.0.0.1", net_listener_port(f.l), &sin);
+    f.cli = net_connect_early(&f.loop, (struct sockaddr *)&sin, NULL, NULL, &if_cli_cbs, &f);
+    assert_non_null(f.cli);
+    if (!read)
+        net_pause(f.cli);
+    if (send) {
+        char *big = calloc(1, IF_BIG);
+        assert_int_equal(net_write(f.cli, big, IF_BIG), 0);
+        free(big);
+    } else {
+        assert_int_equal(net_write(f.cli, "hello", 5), 0);
+    }
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&f.close_t, NULL);
+    uv_close((uv_handle_t *)&f.watchdog, NULL);
+    close_loop(&f.loop);
+    assert_false(f.timed_out);
+    assert_int_equal(f.cli_closes, 1);
+    assert_int_equal(f.srv_ends, 1);
+    if (send)
+        assert_true(f.srv_bytes < IF_BIG); /* the rest was dropped with the close */
+    else
+        assert_int_equal(f.srv_bytes, 5);
+}
+
+static void test_early_close_in_flight(void **state)
+{
+    (void)state;
+    early_close_in_flight(false, true); /* a RECV */
+    early_close_in_flight(true, false); /* a SEND */
+    early_close_in_flight(true, true);  /* both */
+}
+
 /* A burst: hundreds of early users whose answers all arrive in the same
  * loop turn, more than the io_uring path has receive buffers (256): the
  * reads that find none wait in line for one, and every user completes
@@ -1170,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_early_closed_in_child),
         cmocka_unit_test(test_early_reply_then_reset),
         cmocka_unit_test(test_early_big_reply_then_reset),
+        cmocka_unit_test(test_early_close_in_flight),
         cmocka_unit_test(test_early_burst),
         cmocka_unit_test(test_end_flushes),
         cmocka_unit_test(test_listen_errors),
