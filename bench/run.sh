@@ -515,7 +515,7 @@ measure_b() {
 # ---- 3c. 20000 arrivals/s --------------------------------------------------------
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
-    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail t0 tcpu tg=() fl_tg=()
+    local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail t0 tcpu tg=() fl_tg=() g0 segs
     say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
     gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
     # the floor: bench/floor.c, the cheapest client of the same schedule
@@ -531,7 +531,7 @@ measure_c() {
     for i in $(seq "$REPEAT"); do
         if [[ -n $floor ]]; then
             record_cmd c_floor taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"
-            t0=$(target_ticks)
+            t0=$(target_ticks); g0=$(tcp_out_segs)
             if fl_line=$(timeout $((C_DUR * 3 + 30)) taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"); [[ -n $fl_line ]]; then
                 read -r fc fe fl fcpu ffail < <($PY -c 'import json, sys
 d = json.loads(sys.argv[1])
@@ -540,18 +540,20 @@ print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"],
       "%d failed" % d["failed"] + (" (%s; last error: %s)" % (why, d["last_error"] or "-") if why else ""))' "$fl_line")
                 fl_ok+=("$fc"); fl_el+=("$fe"); fl_lag+=("$fl"); fl_cpu+=("$fcpu")
                 tcpu=$(target_us_per "$fc" "$t0" "$(target_ticks)"); fl_tg+=("$tcpu")
-                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user; target ${tcpu} us per user"
+                segs=$(calc "($(tcp_out_segs) - $g0) / ($fc > 0 ? $fc : 1)" 2)
+                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user"
             else
                 warn "floor run $i gave no result"
             fi
             sleep 2
         fi
-        t0=$(target_ticks)
+        t0=$(target_ticks); g0=$(tcp_out_segs)
         cutover_run "c_cut_$i" "$TMP/c.yml" $((C_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
         tcpu=$(target_us_per "${completed:-0}" "$t0" "$(target_ticks)")
+        segs=$(calc "($(tcp_out_segs) - $g0) / (${completed:-0} > 0 ? ${completed:-0} : 1)" 2)
         cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB"); tg+=("$tcpu")
         [[ -z $errors ]] || errs+=" run $i: $errors;"
-        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user; target ${tcpu} us per user (cpu: $CPU)${errors:+, errors: $errors}"
+        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user (cpu: $CPU)${errors:+, errors: $errors}"
         sleep 2
     done
     if ((${#cnt[@]} == 0)); then
