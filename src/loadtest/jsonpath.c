@@ -242,6 +242,28 @@ void lt_jsonpath_free(lt_jsonpath *p)
     free(p);
 }
 
+bool lt_jsonpath_plain(const lt_jsonpath *p)
+{
+    if (!p)
+        return false;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->steps[i].recursive || (p->steps[i].kind != JP_KEY && p->steps[i].kind != JP_INDEX))
+            return false;
+    return true;
+}
+
+size_t lt_jsonpath_nsteps(const lt_jsonpath *p)
+{
+    return p ? p->n : 0;
+}
+
+bool lt_jsonpath_step(const lt_jsonpath *p, size_t i, const char **key, long long *index)
+{
+    *key = p->steps[i].key;
+    *index = p->steps[i].index;
+    return p->steps[i].kind == JP_INDEX;
+}
+
 /* ---- query -------------------------------------------------------------------------- */
 typedef struct jp_run {
     const lt_jsonpath *p;

@@ -79,6 +79,23 @@ void lt_jsonpath_free(lt_jsonpath *p);
 /* All matches, in document order, appended to `out` (a JSON array; borrowed
  * values are increfed). Returns the number of matches. */
 size_t lt_jsonpath_query(const lt_jsonpath *p, json_t *doc, json_t *out);
+/* A path of members and indexes only (no [*], slices or ..): one that
+ * lt_jsonpath_text can follow. Its steps, for jsontext.c: a member name in
+ * *key, or (true) an index in *index. */
+bool lt_jsonpath_plain(const lt_jsonpath *p);
+size_t lt_jsonpath_nsteps(const lt_jsonpath *p);
+bool lt_jsonpath_step(const lt_jsonpath *p, size_t i, const char **key, long long *index);
+
+/* ---- JSON text (jsontext.c) --------------------------------------------------------- */
+/* Whether json_loadb(text, len, JSON_DECODE_ANY) would load it, without
+ * loading it (no allocation). */
+bool lt_json_text_valid(const char *text, size_t len);
+/* A plain path (lt_jsonpath_plain: at most one match) over text that
+ * lt_json_text_valid accepted: 1 and a new value in *out, the one
+ * lt_jsonpath_query finds in the loaded document; 0 when nothing matches;
+ * -1 if the value found does not load (it always does in checked text).
+ * Only the value found is loaded. */
+int lt_jsonpath_text(const lt_jsonpath *p, const char *text, size_t len, json_t **out);
 
 /* ---- expressions (ensure conditions: Artillery's filtrex syntax) ------------------ */
 /* Numbers, names (metric names with dots, e.g. http.response_time.p95),

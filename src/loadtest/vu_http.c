@@ -504,10 +504,17 @@ static bool run_captures(lt_vu *vu, const lt_request *r, const http_response *re
 {
     json_t *got = json_object();
     bool ok = true;
+    int text_ok = 0; /* the body checked as JSON text: 1 valid, -1 not, 0 not yet */
     for (size_t i = 0; i < r->ncaptures && ok; i++) {
         const lt_capture *c = &r->captures[i];
         json_t *val = NULL;
-        if (c->kind == LT_CAP_JSON) {
+        if (c->kind == LT_CAP_JSON && lt_jsonpath_plain(c->jsonpath)) {
+            /* from the text: only the value found is loaded (jsontext.c) */
+            if (text_ok == 0)
+                text_ok = res->body && lt_json_text_valid(res->body, res->body_len) ? 1 : -1;
+            if (text_ok > 0)
+                (void)lt_jsonpath_text(c->jsonpath, res->body, res->body_len, &val);
+        } else if (c->kind == LT_CAP_JSON) {
             json_t *d = parse_body(res, doc, tried);
             if (d) {
                 json_t *matches = json_array();

@@ -212,13 +212,122 @@ static void test_prefixes(void **state)
     json_decref(doc);
 }
 
+/* ---- jsontext.c: the same answers from the text --------------------------------------- */
+/* Documents jansson loads and documents it refuses, at their edges: the
+ * text check must agree with json_loadb(JSON_DECODE_ANY) on every one. */
+static const char *const text_docs[] = {
+    /* loaded */
+    "{\"a\":1}", " [1, 2, 3] ", "\"str\"", "123", "-0", "1.5e3", "2E-7", "true", "false", "null",
+    " \t\r\n{ } ", "[]", "[[],[1],{}]", "{\"a\":{\"b\":[{\"c\":\"x\"}]}}",
+    "{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1},\"a\":{\"c\":2}}",
+    "{\"k\\u00e9y\":\"v\",\"q\\\"\":1,\"\\ud83d\\ude00\":2,\"t\\tab\":3,\"s\\/l\":4}",
+    "{\"k\xc3\xa9y\":\"raw\",\"\xf0\x9f\x98\x80\":\"raw emoji\",\"\xe2\x82\xac\":1}",
+    "{\"data\":[{\"id\":\"moc-1\",\"n\":1},{\"id\":\"moc-2\"}],\"length\":5,\"obj\":{\"-1\":\"m1\",\"2\":\"two\"}}",
+    "[10,20,30,{\"length\":\"own\"}]", "9223372036854775807", "-9223372036854775808", "1e308",
+    "1e-400", "0.0", "-1.25e+2", "\"\x7f\"", "\"\\b\\f\\n\\r\"",
+    /* refused */
+    "", " ", "{", "}", "{\"a\"}", "{\"a\":}", "[1,]", "[,1]", "{\"a\":1,}", "01", "1.", ".5", "-",
+    "+1", "1e", "1e+", "tru", "nul", "falsey", "\"abc", "\"a\x01" "b\"", "\"\\u0000\"", "\"\\ud800\"",
+    "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\xff\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"",
+    "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "{} {}", "[1] x", "\xef\xbb\xbf{}", "'a'", "{a:1}",
+    "\"\\x\"", "\"\\u12g4\"", "9223372036854775808", "-9223372036854775809", "1e309", "-1e309",
+    "[1 2]", "{\"a\" 1}", "{1:2}", "\"\t\"", "NaN", "Infinity", "[-]",
+};
+
+static const char *const text_paths[] = {
+    "$", "$.a", "$.a.b", "$.a.b[0].c", "$.a.c", "$.data[0].id", "$.data[1]", "$.data[-1].id",
+    "$.data[-3]", "$.data.0.id", "$.data.1.n", "$.data.length", "$.data.length.x", "$.length",
+    "$[0]", "$[2]", "$[3].length", "$[5]", "$[-4]", "$[-5]", "$.obj[-1]", "$.obj[2]", "$.obj.2",
+    "$[\"k\xc3\xa9y\"]", "$[\"\xf0\x9f\x98\x80\"]", "$['q\"']", "$[\"t\tab\"]", "$[\"s/l\"]",
+    "$[\"\xe2\x82\xac\"]", "$.data[99999999999999999999]", "$.data.99999999999999999999", "data[0]",
+};
+
+static void test_text_valid_as_jansson(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof text_docs / sizeof *text_docs; i++) {
+        const char *d = text_docs[i];
+        json_t *v = json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
+        if (lt_json_text_valid(d, strlen(d)) != (v != NULL))
+            fail_msg("document %zu (%s): jansson %s it, jsontext.c does not agree", i, d,
+                     v ? "loads" : "refuses");
+        json_decref(v);
+    }
+    /* nesting: 2048 levels load, 2049 do not */
+    for (size_t depth = 2047; depth <= 2049; depth++) {
+        char *d = malloc(2 * depth + 1);
+        memset(d, '[', depth);
+        memset(d + depth, ']', depth);
+        d[2 * depth] = '\0';
+        json_t *v = json_loadb(d, 2 * depth, JSON_DECODE_ANY, NULL);
+        assert_int_equal(lt_json_text_valid(d, 2 * depth), v != NULL);
+        assert_int_equal(v != NULL, depth <= 2048);
+        json_decref(v);
+        free(d);
+    }
+    assert_false(lt_json_text_valid(NULL, 0));
+    assert_false(lt_json_text_valid("[1]", 2)); /* the length counts, not a NUL */
+}
+
+static void test_text_paths_as_loaded(void **state)
+{
+    (void)state;
+    int compared = 0, matched = 0;
+    for (size_t i = 0; i < sizeof text_docs / sizeof *text_docs; i++) {
+        const char *d = text_docs[i];
+        json_t *doc = json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
+        if (!doc)
+            continue;
+        for (size_t j = 0; j < sizeof text_paths / sizeof *text_paths; j++) {
+            char err[CU_ERRLEN];
+            lt_jsonpath *p = lt_jsonpath_compile(text_paths[j], err);
+            if (!p)
+                fail_msg("'%s' does not compile: %s", text_paths[j], err);
+            assert_true(lt_jsonpath_plain(p));
+            json_t *out = json_array();
+            size_t n = lt_jsonpath_query(p, doc, out);
+            assert_true(n <= 1);
+            json_t *got = NULL;
+            int rc = lt_jsonpath_text(p, d, strlen(d), &got);
+            if (rc != (n == 1) || (n == 1 && !json_equal(got, json_array_get(out, 0)))) {
+                char *a = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY);
+                char *b = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+                char msg[1024];
+                snprintf(msg, sizeof msg, "'%s' over %s: loaded %s, text %d %s", text_paths[j], d, a,
+                         rc, b ? b : "-");
+                free(a);
+                free(b);
+                fail_msg("%s", msg);
+            }
+            matched += rc == 1;
+            compared++;
+            json_decref(got);
+            json_decref(out);
+            lt_jsonpath_free(p);
+        }
+        json_decref(doc);
+    }
+    assert_true(compared > 500);
+    assert_true(matched > 40); /* the corpus reaches the paths, not only misses */
+    /* not plain: these take the loaded document */
+    const char *loaded_only[] = {"$.data[*].id", "$..id", "$.data[0:2]", "$.*"};
+    for (size_t i = 0; i < 4; i++) {
+        char err[CU_ERRLEN];
+        lt_jsonpath *p = lt_jsonpath_compile(loaded_only[i], err);
+        assert_non_null(p);
+        assert_false(lt_jsonpath_plain(p));
+        lt_jsonpath_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lego_capture), cmocka_unit_test(test_members_and_indices),
         cmocka_unit_test(test_wildcards),    cmocka_unit_test(test_recursive),
         cmocka_unit_test(test_slices),       cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_prefixes),     cmocka_unit_test(test_text_valid_as_jansson),
+        cmocka_unit_test(test_text_paths_as_loaded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
