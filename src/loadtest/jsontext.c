@@ -14,7 +14,8 @@
  *    (any type) with blanks around it; strings of valid UTF-8 without
  *    control characters, the JSON escapes, \u0000 refused, surrogates only
  *    in pairs; numbers by the JSON grammar, an integer within long long
- *    and a real that does not overflow; nesting at most 2048 deep;
+ *    and a real that does not overflow; at most 2048 values deep (the
+ *    root is 1, a scalar in 2048 arrays is 2049);
  *  - a member name found twice: the last one counts (jansson keeps the
  *    last value);
  *  - jsonpath-plus's rules kept by jsonpath.c: a member name of digits
@@ -257,7 +258,7 @@ static bool literal(jt *t, const char *word, size_t n)
 static bool value(jt *t, int depth)
 {
     blanks(t);
-    if (t->p >= t->end)
+    if (t->p >= t->end || depth >= JT_MAX_DEPTH) /* jansson counts every value, scalars too */
         return false;
     switch (*t->p) {
     case '"':
@@ -271,8 +272,6 @@ static bool value(jt *t, int depth)
     case '[':
     case '{': {
         bool obj = *t->p == '{';
-        if (depth >= JT_MAX_DEPTH)
-            return false;
         t->p++;
         blanks(t);
         if (t->p < t->end && *t->p == (obj ? '}' : ']')) {
@@ -311,8 +310,10 @@ static bool value(jt *t, int depth)
 
 bool lt_json_text_valid(const char *text, size_t len)
 {
+    if (!text)
+        return false;
     jt t = {text, text + len};
-    if (!text || !value(&t, 0))
+    if (!value(&t, 0))
         return false;
     blanks(&t);
     return t.p == t.end;

@@ -110,6 +110,9 @@ typedef struct ur_slot {
     bool opened;    /* SOCKET submitted: the slot needs a CLOSE */
     bool busy;
     uint8_t fly;    /* 1 << OP_OPEN, OP_SEND, OP_RECV: in flight (close cancels them) */
+    uint8_t chained; /* 1 << OP_SEND, OP_RECV: linked behind the CONNECT (their
+                      * completion says the open is done; an unlinked one's may
+                      * come first, e.g. a RECV's ENOBUFS) */
 } ur_slot;
 
 typedef struct net_uring net_uring;
@@ -317,6 +320,7 @@ static bool emit(net_uring *r, unsigned slot)
             t |= T_SEND;
             send_link = chain_recv ? IOSQE_IO_HARDLINK : 0;
         }
+        sl->chained = (uint8_t)((s->writing ? 1u << OP_SEND : 0) | (chain_recv ? 1u << OP_RECV : 0));
     }
     if ((t & T_SEND) && s->writing) {
         if (s->sends++ == 1) {
@@ -510,9 +514,12 @@ static void on_ring(uv_poll_t *h, int status, int events)
                 continue;
             }
             net_stream *s = r->slots[slot].s;
-            r->slots[slot].fly &= (uint8_t)~(1u << op);
-            if (op == OP_SEND || op == OP_RECV) /* linked behind the open: it is done */
-                r->slots[slot].fly &= (uint8_t)~(1u << OP_OPEN);
+            ur_slot *sl = &r->slots[slot];
+            sl->fly &= (uint8_t)~(1u << op);
+            if (op <= OP_RECV && (sl->chained & (1u << op))) { /* linked behind the open: it is done */
+                sl->fly &= (uint8_t)~(1u << OP_OPEN);
+                sl->chained = 0;
+            }
             switch (op) {
             case OP_RECV:
                 on_recv(r, slot, s, res, flags);
@@ -807,7 +814,7 @@ int net__uring_open(net_stream *s, const struct sockaddr *addr)
     unsigned slot = r->freel[--r->nfree];
     ur_slot *sl = &r->slots[slot];
     sl->busy = true;
-    sl->fly = 0;
+    sl->fly = sl->chained = 0;
     sl->s = s;
     r->used++;
     uv_timer_stop(&r->linger);

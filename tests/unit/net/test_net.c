@@ -782,7 +782,8 @@ static void test_early_big_reply_then_reset(void **state)
 
 /* An early stream closed while its reads or sends are in flight (a RECV
  * waiting for an answer that never comes, a SEND waiting for a peer that
- * does not read, or both): the close must still reach the peer at once,
+ * does not read, in the open chain or after it, or both): the close must
+ * still reach the peer at once,
  * and what was not yet sent is dropped. On io_uring each case cancels the
  * requests in flight in its own way (uring.c, emit); one that stayed in
  * flight would hold the socket open, and the peer would wait for ever. */
@@ -792,6 +793,7 @@ typedef struct inflight {
     net_stream *cli, *srv;
     uv_timer_t close_t, watchdog;
     bool send, read;     /* the case: a large write, a read */
+    bool later;          /* the large write after the open's own SEND completed */
     uint64_t srv_bytes;
     int srv_ends, cli_closes;
     bool timed_out;
@@ -820,8 +822,18 @@ static void if_srv_read(net_stream *s, const char *data, size_t len)
     (void)data;
     inflight *f = net_stream_user(s);
     f->srv_bytes += len;
-    if (!f->send && f->srv_bytes == 5) /* the client's RECV is armed by now */
+    if (f->later && f->srv_bytes == 5) {
+        /* the open chain is done: now a SEND alone is in flight (its
+         * cancel by user_data), as the server reads nothing more */
+        net_pause(s);
+        char *big = calloc(1, IF_BIG);
+        assert_int_equal(net_write(f->cli, big, IF_BIG), 0);
+        free(big);
+        uv_update_time(&f->loop); /* (filling 64 MiB takes a while under ASan) */
+        uv_timer_start(&f->close_t, if_close_client, 50, 0);
+    } else if (!f->send && !f->later && f->srv_bytes == 5) { /* the client's RECV is armed by now */
         uv_timer_start(&f->close_t, if_close_client, 0, 0);
+    }
 }
 
 static void if_srv_end(net_stream *s, int status)
@@ -871,12 +883,13 @@ static void if_watchdog(uv_timer_t *t)
     if_stop(f);
 }
 
-static void early_close_in_flight(bool send, bool read)
+static void early_close_in_flight(bool send, bool read, bool later)
 {
     inflight f;
     memset(&f, 0, sizeof f);
     f.send = send;
     f.read = read;
+    f.later = later;
     assert_int_equal(uv_loop_init(&f.loop), 0);
     char err[CU_ERRLEN];
     assert_int_equal(net_listen(&f.l, &f.loop, "127.0.0.1", 0, NULL, if_accept, &f, err), 0);
@@ -904,8 +917,8 @@ static void early_close_in_flight(bool send, bool read)
     assert_false(f.timed_out);
     assert_int_equal(f.cli_closes, 1);
     assert_int_equal(f.srv_ends, 1);
-    if (send)
-        assert_true(f.srv_bytes < IF_BIG); /* the rest was dropped with the close */
+    if (send || later)
+        assert_true(f.srv_bytes < (later ? 5 : 0) + IF_BIG); /* the rest was dropped with the close */
     else
         assert_int_equal(f.srv_bytes, 5);
 }
@@ -913,9 +926,10 @@ static void early_close_in_flight(bool send, bool read)
 static void test_early_close_in_flight(void **state)
 {
     (void)state;
-    early_close_in_flight(false, true); /* a RECV */
-    early_close_in_flight(true, false); /* a SEND */
-    early_close_in_flight(true, true);  /* both */
+    early_close_in_flight(false, true, false); /* a RECV */
+    early_close_in_flight(true, false, false); /* a SEND in the open chain */
+    early_close_in_flight(true, true, false);  /* both */
+    early_close_in_flight(false, false, true); /* a SEND alone, after the open */
 }
 
 /* A burst: hundreds of early users whose answers all arrive in the same
