@@ -85,6 +85,8 @@ bool cu_streq(const char *a, const char *b);          /* NULL-safe */
 bool cu_strcaseeq(const char *a, const char *b);
 bool cu_memcaseeq(const char *a, size_t alen, const char *b);
 bool cu_startswith(const char *s, const char *prefix);
+/* The value of one hex digit (either case), -1 for any other character. */
+int cu_hexval(char c);
 /* Levenshtein distance between two strings. */
 size_t cu_edit_distance(const char *a, const char *b);
 /* The candidate closest to `word`, or NULL when none is close enough to be

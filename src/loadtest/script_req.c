@@ -470,11 +470,6 @@ static int compile_part(lt_loader *L, lt_part *p, const char *name, const conf_n
 }
 
 /* ---- metrics-by-endpoint names -------------------------------------------------------------- */
-static int hexval(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? (tolower((unsigned char)c) - 'a' + 10) : -1;
-}
-
 /* decodeURIComponent, keeping the text as is when it is malformed. */
 static void uri_decode(cu_buf *out, const char *s, size_t n)
 {
@@ -484,7 +479,7 @@ static void uri_decode(cu_buf *out, const char *s, size_t n)
             cu_buf_appendc(&d, s[i]);
             continue;
         }
-        int hi = i + 1 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 1 < n ? cu_hexval(s[i + 1]) : -1, lo = i + 2 < n ? cu_hexval(s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             cu_buf_free(&d);
             cu_buf_append(out, s, n);

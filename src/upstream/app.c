@@ -235,17 +235,6 @@ static void base64(cu_buf *b, const char *s, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s into b (reset first); '+' is a space when `form`. */
 static void url_decode(cu_buf *b, const char *s, size_t n, bool form)
 {
@@ -253,8 +242,8 @@ static void url_decode(cu_buf *b, const char *s, size_t n, bool form)
     cu_buf_reserve(b, n);
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = cu_hexval(s[i + 1])) >= 0 &&
+            (lo = cu_hexval(s[i + 2])) >= 0) {
             cu_buf_appendc(b, (char)(hi << 4 | lo));
             i += 2;
         } else {
