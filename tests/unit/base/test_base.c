@@ -132,6 +132,19 @@ static void test_append_u64(void **state)
     cu_buf_free(&b);
 }
 
+static void test_hexval(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdef", *upper = "ABCDEF";
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(cu_hexval(digits[i]), i);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(cu_hexval(upper[i]), 10 + i);
+    for (const char *c = "gG/:@`x \xff"; *c; c++)
+        assert_int_equal(cu_hexval(*c), -1);
+    assert_int_equal(cu_hexval('\0'), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_append_u64),
+        cmocka_unit_test(test_hexval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
