@@ -10,7 +10,7 @@
  *
  * Same answers as loading the document (jsonpath.c over json_loadb with
  * JSON_DECODE_ANY), which the unit tests check side by side:
- *  - lt_json_text_valid accepts exactly what jansson 2.14 loads: one value
+ *  - lt_json_text_type accepts exactly what jansson 2.14 loads: one value
  *    (any type) with blanks around it; strings of valid UTF-8 without
  *    control characters, the JSON escapes, \u0000 refused, surrogates only
  *    in pairs; numbers by the JSON grammar, an integer within long long
@@ -297,15 +297,17 @@ static bool value(jt *t, int depth)
     }
 }
 
-bool lt_json_text_valid(const char *text, size_t len)
+int lt_json_text_type(const char *text, size_t len)
 {
     if (!text)
-        return false;
+        return 0;
     jt t = {text, text + len};
-    if (!value(&t, 0))
-        return false;
     blanks(&t);
-    return t.p == t.end;
+    const char *first = t.p;
+    if (!value(&t, 0))
+        return 0;
+    blanks(&t);
+    return t.p == t.end ? (unsigned char)*first : 0;
 }
 
 /* ---- following a plain path over checked text ------------------------------------ */

@@ -88,10 +88,11 @@ bool lt_jsonpath_step(const lt_jsonpath *p, size_t i, const char **key, long lon
 
 /* ---- JSON text (jsontext.c) --------------------------------------------------------- */
 /* Whether json_loadb(text, len, JSON_DECODE_ANY) would load it, without
- * loading it (no allocation). */
-bool lt_json_text_valid(const char *text, size_t len);
+ * loading it (no allocation): 0 when it would not, else the first byte of
+ * the value ('{', '[', '"', 't', 'f', 'n', '-' or a digit), its type. */
+int lt_json_text_type(const char *text, size_t len);
 /* A plain path (lt_jsonpath_plain: at most one match) over text that
- * lt_json_text_valid accepted: 1 and a new value in *out, the one
+ * lt_json_text_type accepted: 1 and a new value in *out, the one
  * lt_jsonpath_query finds in the loaded document; 0 when nothing matches;
  * -1 if the value found does not load (it always does in checked text).
  * Only the value found is loaded. */

@@ -10,11 +10,11 @@
  *
  * The body the checks see is parsed as JSON only when the Content-Type is
  * application/json, problem+json or ld+json (a parse failure is null), as
- * the plugin's maybeParseBody does; it is loaded into jansson values only
- * for hasProperty / notHasProperty, and otherwise only checked as text
- * (contentType: json needs to know that it is an object or an array,
- * jsontext.c). This path allocates (JSON results, rendered text); it runs
- * only when the expect plugin is on.
+ * the plugin's maybeParseBody does. Its type (what contentType: json needs)
+ * comes from checking the text (jsontext.c); it is loaded into jansson
+ * values only for hasProperty / notHasProperty, once a response, shared
+ * with the captures (lt_body). This path allocates (JSON results, rendered
+ * text); it runs only when the expect plugin is on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,17 +115,13 @@ static json_t *status_expected(const lt_expect *e)
     return a;
 }
 
-/* The body as the checks see it. */
-typedef struct body_view {
-    bool null;       /* a JSON content type, and the body did not parse or is null */
-    bool structured; /* a JSON content type, and the body is an object or an array */
-    json_t *doc;     /* the body loaded, when structured and a check reads properties */
-} body_view;
-
-/* One check; text is the raw body. */
-static json_t *check(lt_vu *vu, const lt_expect *e, const http_response *res, const body_view *bv,
-                     const char *text, size_t text_len)
+/* One check. json_ct: the Content-Type is JSON; type: then the body's JSON
+ * type (lt_json_text_type: 0 when it does not parse), else 0; text is the
+ * raw body. */
+static json_t *check(lt_vu *vu, const lt_expect *e, const http_response *res, lt_body *body,
+                     bool json_ct, int type, const char *text, size_t text_len)
 {
+    bool null = json_ct && (type == 0 || type == 'n'), structured = type == '{' || type == '[';
     cu_buf t = CU_BUF_INIT;
     json_t *out = NULL;
     if (e->text)
@@ -155,10 +151,10 @@ static json_t *check(lt_vu *vu, const lt_expect *e, const http_response *res, co
         if (!strcmp(tx, "json")) {
             bool typed = ctv && (strstr(ctv, "application/json") || strstr(ctv, "application/problem+json") ||
                                  strstr(ctv, "application/ld+json"));
-            bool ok = bv->structured && typed;
+            bool ok = structured && typed;
             out = result(ok, json_string(tx), e->type,
                          ok ? json_string("json")
-                         : bv->null ? json_string("could not parse response body as JSON")
+                         : null ? json_string("could not parse response body as JSON")
                                      : str_printf("content-type is %s", ctv ? ctv : "undefined"),
                          false);
         } else {
@@ -192,8 +188,8 @@ static json_t *check(lt_vu *vu, const lt_expect *e, const http_response *res, co
     }
     case LT_EXP_HAS_PROPERTY:
     case LT_EXP_NOT_HAS_PROPERTY: {
-        bool object = bv->structured;
-        bool has = object && has_path(bv->doc, tx);
+        bool object = structured;
+        bool has = object && has_path(lt_body_doc(body), tx);
         bool ok = object && (e->kind == LT_EXP_HAS_PROPERTY ? has : !has);
         out = result(ok, json_string(tx), e->type,
                      !object ? json_string("response body is not an object")
@@ -285,39 +281,21 @@ static void exchange_context(lt_vu *vu, const http_response *res, const char *te
     }
 }
 
-bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, char *code,
+bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, lt_body *body, char *code,
                    size_t code_len)
 {
     lt_worker *w = vu->w;
     const lt_plugins *pl = &w->run->script->plugins;
     int64_t ts = cu_wall_ms();
     const http_header *ct = http_header_find(res->headers, res->nheaders, "content-type");
-    body_view bv = {0};
-    if (ct && res->body && (memmem(ct->value, ct->value_len, "application/json", 16) ||
-                            memmem(ct->value, ct->value_len, "application/problem+json", 24) ||
-                            memmem(ct->value, ct->value_len, "application/ld+json", 19))) {
-        bool props = false;
-        for (size_t i = 0; i < r->nexpects; i++)
-            props |= r->expects[i].kind == LT_EXP_HAS_PROPERTY || r->expects[i].kind == LT_EXP_NOT_HAS_PROPERTY;
-        if (props) {
-            bv.doc = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, NULL);
-            bv.null = !bv.doc || json_is_null(bv.doc);
-            bv.structured = json_is_object(bv.doc) || json_is_array(bv.doc);
-        } else {
-            /* the first character of a valid document tells its type */
-            size_t i = 0;
-            while (i < res->body_len && strchr(" \t\n\r", res->body[i]) && res->body[i])
-                i++;
-            bool valid = lt_json_text_valid(res->body, res->body_len);
-            char first = valid ? res->body[i] : 0;
-            bv.null = !valid || first == 'n';
-            bv.structured = first == '{' || first == '[';
-        }
-    }
+    bool json_ct = ct && res->body && (memmem(ct->value, ct->value_len, "application/json", 16) ||
+                                       memmem(ct->value, ct->value_len, "application/problem+json", 24) ||
+                                       memmem(ct->value, ct->value_len, "application/ld+json", 19));
+    int type = json_ct ? lt_body_type(body) : 0;
     json_t *results = json_array();
     bool all = true;
     for (size_t i = 0; i < r->nexpects; i++) {
-        json_t *x = check(vu, &r->expects[i], res, &bv, res->body, res->body_len);
+        json_t *x = check(vu, &r->expects[i], res, body, json_ct, type, res->body, res->body_len);
         bool ok = json_is_true(json_object_get(x, "ok"));
         char name[300];
         snprintf(name, sizeof name, "plugins.expect.%s.%s", ok ? "ok" : "failed", r->expects[i].type);
@@ -326,7 +304,6 @@ bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, cha
         all = all && ok;
         json_array_append_new(results, x);
     }
-    json_decref(bv.doc);
     cu_buf full = CU_BUF_INIT, out = CU_BUF_INIT, name = CU_BUF_INIT;
     lt_vu_full_url(vu, &full);
     if (r->name)

@@ -489,33 +489,36 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
 }
 
 /* ---- captures and checks ---------------------------------------------------------------------- */
-static json_t *parse_body(const http_response *res, json_t **cache, bool *tried)
+int lt_body_type(lt_body *b)
 {
-    if (!*tried) {
-        *tried = true;
-        if (res->body)
-            *cache = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, NULL);
-    }
-    return *cache;
+    if (b->type < 0)
+        b->type = lt_json_text_type(b->data, b->len);
+    return b->type;
 }
 
-static bool run_captures(lt_vu *vu, const lt_request *r, const http_response *res, json_t **doc,
-                         bool *tried)
+json_t *lt_body_doc(lt_body *b)
+{
+    if (!b->loaded) {
+        b->loaded = true;
+        if (lt_body_type(b)) /* (text that does not check would not load) */
+            b->doc = json_loadb(b->data, b->len, JSON_DECODE_ANY, NULL);
+    }
+    return b->doc;
+}
+
+static bool run_captures(lt_vu *vu, const lt_request *r, const http_response *res, lt_body *body)
 {
     json_t *got = json_object();
     bool ok = true;
-    int text_ok = 0; /* the body checked as JSON text: 1 valid, -1 not, 0 not yet */
     for (size_t i = 0; i < r->ncaptures && ok; i++) {
         const lt_capture *c = &r->captures[i];
         json_t *val = NULL;
         if (c->kind == LT_CAP_JSON && lt_jsonpath_plain(c->jsonpath)) {
             /* from the text: only the value found is loaded (jsontext.c) */
-            if (text_ok == 0)
-                text_ok = res->body && lt_json_text_valid(res->body, res->body_len) ? 1 : -1;
-            if (text_ok > 0)
-                (void)lt_jsonpath_text(c->jsonpath, res->body, res->body_len, &val);
+            if (lt_body_type(body))
+                (void)lt_jsonpath_text(c->jsonpath, body->data, body->len, &val);
         } else if (c->kind == LT_CAP_JSON) {
-            json_t *d = parse_body(res, doc, tried);
+            json_t *d = lt_body_doc(body);
             if (d) {
                 json_t *matches = json_array();
                 size_t n = lt_jsonpath_query(c->jsonpath, d, matches);
@@ -780,17 +783,17 @@ static void on_response(void *user, int err, const http_response *res)
         decoded.body_len = vu->inflated.len;
         res = &decoded;
     }
-    json_t *doc = NULL;
-    bool tried = false, ok = true;
-    if (r->ncaptures && !run_captures(vu, r, res, &doc, &tried)) {
-        json_decref(doc);
+    lt_body body = {res->body, res->body_len, -1, NULL, false};
+    bool ok = true;
+    if (r->ncaptures && !run_captures(vu, r, res, &body)) {
+        json_decref(body.doc);
         lt_vu_fail(vu, r, "Failed capture or match");
         return;
     }
-    json_decref(doc);
     char code[600];
-    if (r->nexpects && !lt_vu_expects(vu, r, res, code, sizeof code))
+    if (r->nexpects && !lt_vu_expects(vu, r, res, &body, code, sizeof code))
         ok = false;
+    json_decref(body.doc);
     pool_release(vu); /* res is not used after this */
     if (!ok) {
         lt_vu_fail(vu, r, code);

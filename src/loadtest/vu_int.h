@@ -78,8 +78,19 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r);
  * plugins.expect.*, prints them in the plugin's output format, marks the
  * run for exit status 21 on a failure. Returns false when the user must
  * fail (reportFailuresAsErrors), with the error text in code. */
-bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, char *code,
-                   size_t code_len);
+/* A response's body as its captures and checks read it: each form is made
+ * once, on first need, and shared by both (vu_http.c). */
+typedef struct lt_body {
+    const char *data;
+    size_t len;
+    int type;      /* lt_json_text_type (0: not JSON); -1 until asked */
+    json_t *doc;   /* the body loaded; NULL when not JSON or not yet asked */
+    bool loaded;
+} lt_body;
+int lt_body_type(lt_body *b);
+json_t *lt_body_doc(lt_body *b);
+bool lt_vu_expects(lt_vu *vu, const lt_request *r, const http_response *res, lt_body *body,
+                   char *code, size_t code_len);
 /* The step's URL as Artillery's req.url: target + url for a path. */
 void lt_vu_full_url(lt_vu *vu, cu_buf *out);
 

@@ -90,6 +90,33 @@ def test_failures_exit_21_and_print_expected_and_got(tmp_path, upstream):
     assert "  User variables:\n" in o and "     want : moc-1\n" in o
 
 
+def test_json_checks_on_a_body_that_is_not_json(tmp_path, upstream):
+    """contentType: json and hasProperty on an answer that is not JSON: the
+    content type is named (not a parse failure), and the body is no object."""
+    flow = """      - get:
+          url: /bytes/3
+          expect:
+            - contentType: json
+            - hasProperty: a
+      - get:
+          url: /health
+          capture: {json: "$.status", as: s}
+          expect:
+            - contentType: json
+            - hasProperty: status
+            - equals: ["{{ s }}", ok]
+"""
+    out = tmp_path / "r.json"
+    p = run("run", script(tmp_path, upstream.url, flow), "-o", out)
+    assert p.returncode == 21, p.stdout + p.stderr
+    o = p.stdout
+    assert "  not ok contentType content-type is application/octet-stream \n" in o
+    assert "  not ok hasProperty response body is not an object \n" in o
+    assert "* GET /health \n\n  ok contentType json \n  ok hasProperty status \n  ok equals ok, ok \n" in o
+    c = counters(out)
+    assert c["plugins.expect.failed"] == 2 and c["plugins.expect.ok"] == 3
+
+
 def test_report_failures_as_errors_and_names(tmp_path, upstream):
     out = tmp_path / "r.json"
     p = run("run", script(tmp_path, upstream.url, FAILING, "{reportFailuresAsErrors: true}"),
