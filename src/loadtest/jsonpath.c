@@ -40,6 +40,7 @@ typedef struct jp_step {
 struct lt_jsonpath {
     jp_step *steps;
     size_t n;
+    bool plain; /* members and indexes only (lt_jsonpath_plain), set once compiled */
 };
 
 /* ---- compile ---------------------------------------------------------------------- */
@@ -226,6 +227,10 @@ lt_jsonpath *lt_jsonpath_compile(const char *expr, char err[CU_ERRLEN])
             goto fail;
         }
     }
+    q.p->plain = true;
+    for (size_t i = 0; i < q.p->n; i++)
+        if (q.p->steps[i].recursive || (q.p->steps[i].kind != JP_KEY && q.p->steps[i].kind != JP_INDEX))
+            q.p->plain = false;
     return q.p;
 fail:
     lt_jsonpath_free(q.p);
@@ -244,12 +249,7 @@ void lt_jsonpath_free(lt_jsonpath *p)
 
 bool lt_jsonpath_plain(const lt_jsonpath *p)
 {
-    if (!p)
-        return false;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->steps[i].recursive || (p->steps[i].kind != JP_KEY && p->steps[i].kind != JP_INDEX))
-            return false;
-    return true;
+    return p && p->plain;
 }
 
 size_t lt_jsonpath_nsteps(const lt_jsonpath *p)
