@@ -14,9 +14,12 @@
 #     (e)'s generator-bound loop.
 #   - PAIRS pairs (default 10); in each pair both binaries run once, seconds
 #     apart, alternating which goes first. Per run: the generator's CPU
-#     (utime + stime) per request, the arrival lag p99, and nginx's CPU per
-#     request. Reported: every pair, and the median of the per-pair NEW/OLD
-#     ratios of CPU per request (below 1: NEW is cheaper).
+#     (utime + stime) per request, the arrival lag p99, nginx's CPU per
+#     request, and the generator's user-space CPU (utime) per request.
+#     Reported: every pair, and the medians of the per-pair NEW/OLD ratios
+#     of CPU per request and of user CPU per request (below 1: NEW is
+#     cheaper; a change to user-space code shows in the second, which the
+#     kernel's share of loopback TCP does not blur).
 #   - Widens net.ipv4.ip_local_port_range for the runs when it can, as
 #     bench/run.sh does, and restores it; stops nginx on exit. All traffic
 #     is on 127.0.0.1.
@@ -60,7 +63,7 @@ nginx_ticks() {
     echo "$t"
 }
 
-# one BINARY: "cpu_us_per_request lag_p99_ms nginx_us_per_request"
+# one BINARY: "cpu_us_per_request lag_p99_ms nginx_us_per_request user_us_per_request"
 one() {
     local t0 t1
     t0=$(nginx_ticks)
@@ -73,20 +76,24 @@ a = json.load(open(sys.argv[1]))["aggregate"]
 n = a["counters"].get("http.requests", 0) or 1
 u, s = map(float, sys.argv[2].split())
 lag = a["summaries"].get("cutover.arrival_lag", {}).get("p99", 0)
-print("%.1f %s %.1f" % ((u + s) * 1e6 / n, lag, int(sys.argv[3]) * 1e6 / int(sys.argv[4]) / n))
+print("%.1f %s %.1f %.1f" % ((u + s) * 1e6 / n, lag, int(sys.argv[3]) * 1e6 / int(sys.argv[4]) / n, u * 1e6 / n))
 PYEOF
 }
 
 echo "bench/pair.sh: $SCRIPT, $PAIRS pairs; OLD $OLD, NEW $NEW; nginx on core 1 (127.0.0.1:$PORT), runs on core 0"
-echo "pair | OLD us CPU/req, lag p99 ms, nginx us/req | NEW us CPU/req, lag p99 ms, nginx us/req | NEW/OLD"
-RATIOS=()
+echo "pair | OLD us CPU/req, lag p99 ms, nginx us/req, us user CPU/req | NEW (the same) | NEW/OLD CPU, NEW/OLD user CPU"
+RATIOS=() URATIOS=()
 for i in $(seq "$PAIRS"); do
     if ((i % 2)); then a=$(one "$OLD"); sleep 1; b=$(one "$NEW"); else b=$(one "$NEW"); sleep 1; a=$(one "$OLD"); fi
     r=$(awk -v a="${a%% *}" -v b="${b%% *}" 'BEGIN { printf "%.3f", b / a }')
-    RATIOS+=("$r")
-    echo "$i | $a | $b | $r"
+    ur=$(awk -v a="${a##* }" -v b="${b##* }" 'BEGIN { printf "%.3f", b / a }')
+    RATIOS+=("$r") URATIOS+=("$ur")
+    echo "$i | $a | $b | $r $ur"
     sleep 1
 done
 printf '%s\n' "${RATIOS[@]}" | sort -g | awk '{ v[NR] = $1 } END {
     m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     printf "median NEW/OLD CPU per request: %.3f (range %.3f-%.3f)\n", m, v[1], v[NR] }'
+printf '%s\n' "${URATIOS[@]}" | sort -g | awk '{ v[NR] = $1 } END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "median NEW/OLD user CPU per request: %.3f (range %.3f-%.3f)\n", m, v[1], v[NR] }'

@@ -296,3 +296,35 @@ def test_while_true_loop_runs_once(tmp_path, upstream):
     assert "whileTrue 'moreToDo' will not run" in p.stderr
     assert "only whileTrue, whose function cannot run: it runs once" in p.stderr
     assert counters(out)["http.requests"] == 2 and counters(out)["vusers.completed"] == 2
+
+
+def test_request_timeouts_fire_on_time_and_a_met_one_does_not_hold_the_run(tmp_path, upstream):
+    """http.timeout: a request slower than it fails as ETIMEDOUT at the
+    timeout, not when the answer would come; requests that answer in time
+    leave no timeout behind (the loop's deadline lists, http/client.c): a run
+    of fast requests with a 30 s timeout ends at once."""
+    out = tmp_path / "slow.json"
+    s = script(tmp_path, upstream.url, """      - get: {url: /delay/50}
+      - get: {url: /delay/4000}
+""", config="  http: {timeout: 1}\n", users=6)
+    t0 = time.monotonic()
+    p = run("run", s, "-q", "-o", out)
+    took = time.monotonic() - t0
+    c = counters(out)
+    assert c.get("errors.ETIMEDOUT") == 6, c
+    assert c.get("http.codes.200") == 6 and c.get("vusers.failed") == 6, c
+    assert 1.9 < took < 3.5, took  # 1 s of arrivals, then 1 s of timeout
+    assert p.returncode == 0, p.stderr
+
+    out = tmp_path / "fast.json"
+    s = script(tmp_path, upstream.url, """      - get: {url: /delay/20}
+      - get: {url: /delay/20}
+""", config="  http: {timeout: 30}\n", users=20)
+    t0 = time.monotonic()
+    p = run("run", s, "-q", "-o", out)
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    c = counters(out)
+    assert c.get("http.codes.200") == 40 and c.get("vusers.completed") == 20, c
+    assert "errors.ETIMEDOUT" not in c, c
+    assert took < 6, took
