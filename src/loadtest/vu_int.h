@@ -26,6 +26,7 @@ struct lt_vu {
     lt_vu *next, *prev;     /* live list, or free list (next only) */
     const lt_scenario *sc;
     json_t *vars;
+    json_t *spare_vars;     /* the last user's builtins-only vars, for the next (vu.c) */
     lt_jar jar;             /* cookies (cookie.c) */
     lt_ctx ctx;
     http_client *client;    /* to the target's origin */

@@ -2,6 +2,7 @@
 against `cutover upstream` (its /cookies, /redirect, /redirect-to, /gzip,
 /deflate and /echo endpoints)."""
 import json
+import re
 import signal
 import subprocess
 import time
@@ -328,3 +329,46 @@ def test_request_timeouts_fire_on_time_and_a_met_one_does_not_hold_the_run(tmp_p
     assert c.get("http.codes.200") == 40 and c.get("vusers.completed") == 20, c
     assert "errors.ETIMEDOUT" not in c, c
     assert took < 6, took
+
+
+def test_each_user_has_its_own_variables(tmp_path, upstream):
+    """A user's variables start from the builtins alone: its own $uuid, the
+    target, and nothing a user before it captured or overwrote (a recycled
+    user reuses the last one's object only when its flow left it as made,
+    vu.c)."""
+    s = write(tmp_path, "s.yml", f"""config:
+  target: {upstream.url}
+  phases: [{{duration: 1, arrivalCount: 60}}]
+scenarios:
+  - name: plain
+    flow:
+      - log: "start {{{{ $uuid }}}} x={{{{ x }}}} t={{{{ target }}}}"
+  - name: adds
+    flow:
+      - log: "start {{{{ $uuid }}}} x={{{{ x }}}} t={{{{ target }}}}"
+      - post:
+          url: /echo
+          json: {{v: 1}}
+          capture: [{{json: "$.method", as: x}}]
+      - log: "after x={{{{ x }}}}"
+  - name: overwrites
+    flow:
+      - log: "start {{{{ $uuid }}}} x={{{{ x }}}} t={{{{ target }}}}"
+      - post:
+          url: /echo
+          json: {{v: 1}}
+          capture: [{{json: "$.path", as: target}}]
+      - log: "after t={{{{ target }}}}"
+""")
+    p = run("run", s, "-q")
+    assert p.returncode == 0, p.stderr
+    starts = logged(p.stdout, "start")
+    assert len(starts) == 60, p.stdout
+    assert "after x=POST" in p.stdout and "after t=/echo" in p.stdout, p.stdout
+    uuids = [l.split()[0] for l in starts]
+    assert len(set(uuids)) == 60, uuids
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", u)
+               for u in uuids), uuids
+    rest = {" ".join(l.split()[1:]) for l in starts}
+    assert len(rest) == 1 and "POST" not in rest.pop() and all(
+        f"t={upstream.url}" in l for l in starts), starts
