@@ -6,6 +6,16 @@ free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# proc_ticks PID: CPU clock ticks (utime + stime) used so far by PID and its
+# children (nginx's master and worker, say)
+proc_ticks() {
+    local p t=0
+    for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+
 # http_ok URL: 0 when GET URL answers 200 within 1 s
 http_ok() {
     "$PY" - "$1" <<'PYEOF' 2>/dev/null

@@ -55,13 +55,7 @@ NGINX_PID=$!
 for _ in $(seq 50); do http_ok "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 http_ok "http://127.0.0.1:$PORT/" || { echo "bench/pair.sh: nginx did not start" >&2; exit 1; }
 
-nginx_ticks() {
-    local p t=0
-    for p in $NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null); do
-        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$t"
-}
+nginx_ticks() { proc_ticks "$NGINX_PID"; }
 
 # one BINARY: "cpu_us_per_request lag_p99_ms nginx_us_per_request user_us_per_request"
 one() {

@@ -124,16 +124,10 @@ ge() { awk "BEGIN { exit !(($1) >= ($2)) }"; }
 lt() { awk "BEGIN { exit !(($1) < ($2)) }"; }
 mb() { [[ -n $1 ]] && calc "$1 / 1024" 0 || echo "?"; }
 
-# target_ticks: CPU clock ticks (utime + stime) used so far by the target and
-# its children (nginx's worker); the target's CPU per user tells a round in
-# which the machine ran slow (both cores) from one where only the generator did
-target_ticks() {
-    local p t=0
-    for p in $TARGET_PID $(pgrep -P "$TARGET_PID" 2>/dev/null); do
-        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$t"
-}
+# target_ticks: CPU clock ticks used so far by the target and its children
+# (nginx's worker); the target's CPU per user tells a round in which the
+# machine ran slow (both cores) from one where only the generator did
+target_ticks() { proc_ticks "$TARGET_PID"; }
 # target_us_per N T0 T1: the target's CPU microseconds per user between two target_ticks
 target_us_per() { calc "($3 - $2) * 1e6 / $(getconf CLK_TCK) / ($1 > 0 ? $1 : 1)" 1; }
 
