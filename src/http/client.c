@@ -249,7 +249,6 @@ struct http_client {
     /* the request in flight */
     http_response_cb cb;
     void *user;
-    uint64_t timeout_ms;
     uint64_t t_send_ns;
     uint64_t t_connect_start, t_connect_ns, t_written_ns;
     uint64_t t_resolve_start, t_dns_ns, t_tcp_ns, t_tls_ns;
@@ -668,7 +667,6 @@ int http_client_send(http_client *c, const http_request *req, bool keep_body,
     c->busy = true;
     c->cb = cb;
     c->user = user;
-    c->timeout_ms = timeout_ms;
     c->t_send_ns = cu_now_ns();
     c->deadline = timeout_ms ? uv_now(c->loop) + timeout_ms : 0;
     c->t_connect_ns = c->t_dns_ns = c->t_tcp_ns = c->t_tls_ns = 0;

@@ -304,28 +304,20 @@ def test_request_timeouts_fire_on_time_and_a_met_one_does_not_hold_the_run(tmp_p
     timeout, not when the answer would come; requests that answer in time
     leave no timeout behind (the loop's deadline lists, http/client.c): a run
     of fast requests with a 30 s timeout ends at once."""
-    out = tmp_path / "slow.json"
-    s = script(tmp_path, upstream.url, """      - get: {url: /delay/50}
-      - get: {url: /delay/4000}
-""", config="  http: {timeout: 1}\n", users=6)
-    t0 = time.monotonic()
-    p = run("run", s, "-q", "-o", out)
-    took = time.monotonic() - t0
-    c = counters(out)
+    def timed(flow, timeout, users):
+        s = script(tmp_path, upstream.url, flow, config=f"  http: {{timeout: {timeout}}}\n",
+                   users=users)
+        t0 = time.monotonic()
+        p = run("run", s, "-q", "-o", tmp_path / "r.json")
+        assert p.returncode == 0, p.stderr
+        return time.monotonic() - t0, counters(tmp_path / "r.json")
+
+    took, c = timed("      - get: {url: /delay/50}\n      - get: {url: /delay/4000}\n", 1, 6)
     assert c.get("errors.ETIMEDOUT") == 6, c
     assert c.get("http.codes.200") == 6 and c.get("vusers.failed") == 6, c
     assert 1.9 < took < 3.5, took  # 1 s of arrivals, then 1 s of timeout
-    assert p.returncode == 0, p.stderr
 
-    out = tmp_path / "fast.json"
-    s = script(tmp_path, upstream.url, """      - get: {url: /delay/20}
-      - get: {url: /delay/20}
-""", config="  http: {timeout: 30}\n", users=20)
-    t0 = time.monotonic()
-    p = run("run", s, "-q", "-o", out)
-    took = time.monotonic() - t0
-    assert p.returncode == 0, p.stderr
-    c = counters(out)
+    took, c = timed("      - get: {url: /delay/20}\n      - get: {url: /delay/20}\n", 30, 20)
     assert c.get("http.codes.200") == 40 and c.get("vusers.completed") == 20, c
     assert "errors.ETIMEDOUT" not in c, c
     assert took < 6, took
