@@ -45,10 +45,18 @@ tcp_out_segs() {
                    if (n == 1) for (i = 2; i <= NF; i++) h[i] = $i }' /proc/net/snmp
 }
 
+# tcp_ext NAME: a TcpExt counter of this machine so far (/proc/net/netstat):
+# ListenOverflows (handshakes a full accept queue dropped), TCPSynRetrans
+tcp_ext() {
+    awk -v k="$1" '/^TcpExt:/ { n++; if (n == 2) for (i = 2; i <= NF; i++) if (h[i] == k) print $i;
+                   if (n == 1) for (i = 2; i <= NF; i++) h[i] = $i }' /proc/net/netstat
+}
+
 # write_nginx_conf DIR PORT: DIR/nginx.conf for the load generators' target:
 # one worker on 127.0.0.1:PORT answering GET / with a 17-byte body (and
 # GET /api/mocs with 1,232 bytes of JSON for bench/capture.yml),
-# keep-alive, no access log, its pid, logs and temp paths in DIR
+# keep-alive, no access log, its pid, logs and temp paths in DIR; the listen
+# backlog is as long as net.core.somaxconn allows (run.sh widens it)
 write_nginx_conf() {
     local dir=$1 port=$2
     cat >"$dir/nginx.conf" <<EOF
@@ -70,7 +78,7 @@ http {
   uwsgi_temp_path $dir/uwsgi;
   scgi_temp_path $dir/scgi;
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=65535;
     location / { default_type text/plain; return 200 "hello from nginx\n"; }
     # bench/capture.yml's answer: a lego-api-shaped list, 1,232 bytes
     location = /api/mocs { default_type application/json; return 200 '{"data":[{"id":"moc-0000","name":"Set 0","pieces":100,"theme":"Technic","tags":["red","blue"],"price":19.99},{"id":"moc-0001","name":"Set 1","pieces":107,"theme":"Technic","tags":["red","blue"],"price":20.99},{"id":"moc-0002","name":"Set 2","pieces":114,"theme":"Technic","tags":["red","blue"],"price":21.99},{"id":"moc-0003","name":"Set 3","pieces":121,"theme":"Technic","tags":["red","blue"],"price":22.99},{"id":"moc-0004","name":"Set 4","pieces":128,"theme":"Technic","tags":["red","blue"],"price":23.99},{"id":"moc-0005","name":"Set 5","pieces":135,"theme":"Technic","tags":["red","blue"],"price":24.99},{"id":"moc-0006","name":"Set 6","pieces":142,"theme":"Technic","tags":["red","blue"],"price":25.99},{"id":"moc-0007","name":"Set 7","pieces":149,"theme":"Technic","tags":["red","blue"],"price":26.99},{"id":"moc-0008","name":"Set 8","pieces":156,"theme":"Technic","tags":["red","blue"],"price":27.99},{"id":"moc-0009","name":"Set 9","pieces":163,"theme":"Technic","tags":["red","blue"],"price":28.99},{"id":"moc-0010","name":"Set 10","pieces":170,"theme":"Technic","tags":["red","blue"],"price":29.99},{"id":"moc-0011","name":"Set 11","pieces":177,"theme":"Technic","tags":["red","blue"],"price":30.99}],"page":1,"total":12}'; }

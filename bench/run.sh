@@ -31,7 +31,8 @@
 #   - Prints a summary table and writes it, with the exact commands, to
 #     bench/out/results.md (logs of every run in bench/out/logs/).
 #   - Everything it starts is stopped on exit (trap), every run has a timeout,
-#     and ip_local_port_range, when widened (root only), is restored.
+#     and ip_local_port_range and net.core.somaxconn, when widened (root
+#     only), are restored.
 #   - Exit status: 0 when all measurements ran (whatever the ratios; set
 #     BENCH_STRICT=1 to also fail on a missed bar), 1 when something broke.
 #
@@ -80,6 +81,7 @@ TMP=""
 TARGET_PID=""
 GEN_PID=""
 SAVED_RANGE=""
+SAVED_SOMAXCONN=""
 POLICY_RC=""
 ERRORS=0
 MISSES=0
@@ -100,6 +102,10 @@ cleanup() {
     if [[ -n $SAVED_RANGE ]]; then
         echo "$SAVED_RANGE" >/proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
             printf 'bench: restored net.ipv4.ip_local_port_range to %s\n' "$SAVED_RANGE"
+    fi
+    if [[ -n $SAVED_SOMAXCONN ]]; then
+        echo "$SAVED_SOMAXCONN" >/proc/sys/net/core/somaxconn 2>/dev/null &&
+            printf 'bench: restored net.core.somaxconn to %s\n' "$SAVED_SOMAXCONN"
     fi
     [[ -n $POLICY_RC ]] && rm -f "$POLICY_RC"
     if [[ -n $TMP && -d $TMP ]]; then
@@ -275,6 +281,25 @@ widen_ports() {
         say "widened net.ipv4.ip_local_port_range $lo-$hi -> $wlo-$whi (restored on exit)"
     else
         PORT_NOTE+=" (not widened: needs root; (c) may run out of ports)"
+    fi
+}
+
+# The target's accept queue (nginx listen backlog=65535, `cutover upstream`
+# asks for 65535 too) is capped by net.core.somaxconn: raised for the run,
+# so a target that stalls for a moment under (c)'s 20,000 connections a
+# second queues them instead of dropping handshakes (each drop costs its
+# user a retransmission a second or more later).
+widen_somaxconn() {
+    local f=/proc/sys/net/core/somaxconn cur
+    cur=$(cat "$f")
+    SOMAXCONN_NOTE="net.core.somaxconn=$cur"
+    ((cur >= 65535)) && return 0
+    if [[ $(id -u) == 0 ]] && echo 65535 >"$f" 2>/dev/null; then
+        SAVED_SOMAXCONN=$cur
+        SOMAXCONN_NOTE+=" raised to 65535 for the run (restored after)"
+        say "raised net.core.somaxconn $cur -> 65535 (restored on exit)"
+    else
+        SOMAXCONN_NOTE+=" (not raised: needs root; the target's accept queue is capped there)"
     fi
 }
 
@@ -507,10 +532,17 @@ measure_b() {
 }
 
 # ---- 3c. 20000 arrivals/s --------------------------------------------------------
+# Handshakes the target's full accept queue dropped and SYNs retransmitted
+# since drops_start: a run whose target dropped handshakes measured users
+# waiting out retransmissions, which no generator can start on time.
+drops_start() { D_OVF=$(tcp_ext ListenOverflows); D_SYN=$(tcp_ext TCPSynRetrans); }
+drops_since() {
+    echo "$(($(tcp_ext ListenOverflows) - D_OVF)) handshakes dropped by the target's accept queue, $(($(tcp_ext TCPSynRetrans) - D_SYN)) SYNs retransmitted"
+}
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""
     local fl_lag=() fl_cpu=() fl_el=() fl_ok=() fl_line floor="" fc fe fl fcpu ffail t0 tcpu tg=() fl_tg=() g0 segs
-    say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE"
+    say "(c) arrivalRate $C_RATE for ${C_DUR}s: $expect users expected; $PORT_NOTE; ${SOMAXCONN_NOTE:-}"
     gen_script "$BENCH/per-user.yml" "$TMP/c.yml" RATE="$C_RATE" DURATION="$C_DUR"
     # the floor: bench/floor.c, the cheapest client of the same schedule
     # (6 system calls a user, nothing but the lag measured), run before
@@ -525,7 +557,7 @@ measure_c() {
     for i in $(seq "$REPEAT"); do
         if [[ -n $floor ]]; then
             record_cmd c_floor taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"
-            t0=$(target_ticks); g0=$(tcp_out_segs)
+            t0=$(target_ticks); g0=$(tcp_out_segs); drops_start
             if fl_line=$(timeout $((C_DUR * 3 + 30)) taskset -c "$GEN_CPUS" "$floor" "$host" "$port" "$C_RATE" "$C_DUR"); [[ -n $fl_line ]]; then
                 read -r fc fe fl fcpu ffail < <($PY -c 'import json, sys
 d = json.loads(sys.argv[1])
@@ -535,19 +567,19 @@ print(d["completed"], d["elapsed_s"], d["lag_p99_ms"], d["cpu_us_per_user"],
                 fl_ok+=("$fc"); fl_el+=("$fe"); fl_lag+=("$fl"); fl_cpu+=("$fcpu")
                 tcpu=$(target_us_per "$fc" "$t0" "$(target_ticks)"); fl_tg+=("$tcpu")
                 segs=$(calc "($(tcp_out_segs) - $g0) / ($fc > 0 ? $fc : 1)" 2)
-                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user"
+                say "  floor run $i: $fc/$expect completed, $ffail, elapsed ${fe}s, arrival lag p99 ${fl}ms, ${fcpu} us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user; $(drops_since)"
             else
                 warn "floor run $i gave no result"
             fi
             sleep 2
         fi
-        t0=$(target_ticks); g0=$(tcp_out_segs)
+        t0=$(target_ticks); g0=$(tcp_out_segs); drops_start
         cutover_run "c_cut_$i" "$TMP/c.yml" $((C_DUR * 3 + 30)) || { ERRORS=$((ERRORS + 1)); continue; }
         tcpu=$(target_us_per "${completed:-0}" "$t0" "$(target_ticks)")
         segs=$(calc "($(tcp_out_segs) - $g0) / (${completed:-0} > 0 ? ${completed:-0} : 1)" 2)
         cnt+=("$completed"); el+=("$WALL"); lag+=("$lag_p99"); rss+=("$RSS_KB"); tg+=("$tcpu")
         [[ -z $errors ]] || errs+=" run $i: $errors;"
-        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user (cpu: $CPU)${errors:+, errors: $errors}"
+        say "  cutover run $i: $completed/$expect completed ($failed failed), elapsed ${WALL}s, arrival lag p99 ${lag_p99:-?}ms max ${lag_max:-?}ms, response p99 ${rt_p99}ms, RSS $(mb "$RSS_KB") MB, $([[ ${completed:-0} -gt 0 ]] && calc "$CPU_S * 1e6 / $completed" 1 || echo "?") us of CPU per user; target ${tcpu} us per user; ${segs} TCP segments per user; $(drops_since) (cpu: $CPU)${errors:+, errors: $errors}"
         sleep 2
     done
     if ((${#cnt[@]} == 0)); then
@@ -710,6 +742,7 @@ write_results() {
         echo "- wrk $(dpkg-query -W -f '${Version}' wrk 2>/dev/null), ab (apache2-utils $(dpkg-query -W -f '${Version}' apache2-utils 2>/dev/null)), Artillery ${ART_VER:-not installed} (node $(node --version 2>/dev/null || echo "-"))"
         echo "- target: $TARGET_DESC"
         echo "- ports: $PORT_NOTE"
+        echo "- accept queue: ${SOMAXCONN_NOTE:-}"
         [[ -z ${A_CPU:-} ]] || echo "- CPU busy during (a), last run: $A_CPU (the target core also near 100% means the target, not only the generator, limits (a))"
         [[ -z ${C_ERRS:-} ]] || echo "- errors in (c):$C_ERRS"
         [[ -z ${E_NOTE:-} ]] || echo "- cores: $E_NOTE"
@@ -756,6 +789,7 @@ main() {
     install_tools
     [[ -x $CUTOVER ]] || die "$CUTOVER not found: build it first (make cutover)"
     widen_ports
+    widen_somaxconn
     start_target
     # warm the target up
     timeout 10 taskset -c 0 wrk -t1 -c10 -d1s "$TARGET_URL/" >/dev/null 2>&1 || true

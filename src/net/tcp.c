@@ -861,6 +861,13 @@ static void on_listener_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* The accept queue asked for: the kernel caps it at net.core.somaxconn
+ * (4096 on current kernels). A queue that overflows drops the handshake's
+ * last ACK, and the client learns of it only from a retransmission a second
+ * or more later, so a server that stalls for a moment under tens of
+ * thousands of connections a second should queue them, not drop them. */
+enum { LISTEN_BACKLOG = 65535 };
+
 int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, net_tls *tls,
                net_accept_cb cb, void *user, char err[CU_ERRLEN])
 {
@@ -900,7 +907,7 @@ int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, 
         snprintf(err, CU_ERRLEN, "cannot listen on %s:%d: %s", h, port, strerror(errno));
         goto fail_fd;
     }
-    if (listen(fd, 1024) < 0) {
+    if (listen(fd, LISTEN_BACKLOG) < 0) {
         rc = -errno;
         snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, strerror(errno));
         goto fail_fd;
@@ -923,7 +930,7 @@ int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, 
     l->tcp.data = l;
     rc = uv_tcp_open(&l->tcp, fd);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
     if (rc < 0) {
         snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, uv_strerror(rc));
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed); /* closes fd too */

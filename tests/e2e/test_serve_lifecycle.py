@@ -2,7 +2,9 @@
 reloads (a broken file keeps the old config serving and says why), SIGTERM
 drains in-flight requests and exits 0, the JSON access log."""
 import json
+import select
 import signal
+import socket
 import threading
 import time
 
@@ -144,3 +146,45 @@ def test_reload_swaps_servers_while_requests_are_in_flight(tmp_path, colors):
     finally:
         assert r.stop() == 0, r.log()
         stop(green2.proc)
+
+
+def test_a_stalled_router_queues_a_burst_of_handshakes(tmp_path, colors):
+    """The listener asks for the longest accept queue the kernel allows
+    (net.core.somaxconn): a router that stalls for a moment under a burst of
+    new connections queues them instead of dropping handshakes (a dropped
+    one costs its client a retransmission a second later). The burst is
+    3,000 connections, past the 1,024 it used to ask for."""
+    blue, green = colors
+    cfg = write_config(tmp_path, "weight: 0\n" + upstreams_yaml([blue.url], [green.url], health=False))
+    r = start_router(tmp_path, cfg)
+    somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+    n = min(3000, somaxconn)
+    socks = []
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", r.port))
+            socks.append(s)
+        # the handshake is the kernel's: established without the router
+        # running, unless the accept queue was full and it dropped the ACK
+        time.sleep(0.3)
+        poller = select.poll()
+        for s in socks:
+            poller.register(s, select.POLLOUT)
+        up = {fd for fd, ev in poller.poll(0) if ev & select.POLLOUT and not ev & (select.POLLERR | select.POLLHUP)}
+        assert len(up) == n, f"{n - len(up)} of {n} handshakes were not completed while the router was stopped"
+        for s in socks[:50]:
+            s.setblocking(True)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    try:
+        for s in socks[:50]:   # once running, it serves what queued
+            s.settimeout(10)
+            assert s.recv(64).startswith(b"HTTP/1.1 200"), r.log()
+    finally:
+        for s in socks:
+            s.close()
+        stop(r.proc)
