@@ -151,6 +151,7 @@ static void vu_end(lt_vu *vu, const char *error)
     for (int i = 0; i < vu->depth; i++)
         json_decref(vu->frames[i].over);
     vu->depth = 0;
+    vu->frames = vu->frame0;
     if (w->keep_vars && !error && !vu->stopping) /* a before/after flow completed */
         *w->keep_vars = json_incref(vu->vars);
     if (vu->vars && !vu->spare_vars && recyclable(vu))
@@ -302,6 +303,7 @@ static lt_vu *vu_take(lt_worker *w)
     } else {
         vu = cu_calloc(1, sizeof *vu);
         vu->w = w;
+        vu->frames = vu->frame0;
         uv_timer_init(&w->loop, &vu->think);
         vu->think.data = vu;
     }
@@ -393,6 +395,8 @@ static void vu_close_cb(uv_handle_t *h)
     cu_buf_free(&vu->hop_url);
     cu_buf_free(&vu->hop_next);
     cu_buf_free(&vu->inflated);
+    cu_buf_free(&vu->hdrs);
+    free(vu->deep);
     lt_jar_free(&vu->jar);
     json_decref(vu->spare_vars);
     free(vu);
@@ -569,6 +573,12 @@ void lt_vu_run(lt_vu *vu)
             if (count == 0 || st->loop.nsteps == 0) {
                 json_decref(over);
                 break;
+            }
+            if (vu->depth == VU_INLINE_DEPTH && vu->frames == vu->frame0) {
+                if (!vu->deep)
+                    vu->deep = cu_malloc(VU_MAX_DEPTH * sizeof *vu->deep);
+                memcpy(vu->deep, vu->frame0, sizeof vu->frame0);
+                vu->frames = vu->deep;
             }
             frame *nf = &vu->frames[vu->depth++];
             *nf = (frame){st->loop.steps, st->loop.nsteps, 0, 0, count, over, st};

@@ -33,8 +33,8 @@ void lt_vu_render(lt_vu *vu, const lt_tmpl *t, cu_buf *out)
 static bool header_given(lt_vu *vu, const char *name)
 {
     for (size_t i = 0; i < vu->nh; i++)
-        if (vu->hlen[i][0] == strlen(name) &&
-            !strncasecmp(vu->vals.data + vu->hoff[i][0], name, vu->hlen[i][0]))
+        if (VU_HDR(vu, i).nlen == strlen(name) &&
+            !strncasecmp(vu->vals.data + VU_HDR(vu, i).noff, name, VU_HDR(vu, i).nlen))
             return true;
     return false;
 }
@@ -44,18 +44,18 @@ static void add_header(lt_vu *vu, const char *name, size_t nlen, const lt_tmpl *
 {
     if (vu->nh >= VU_MAX_HEADERS)
         return;
-    size_t i = vu->nh++;
-    vu->hoff[i][0] = (uint32_t)vu->vals.len;
+    vu_hdr h = {.noff = (uint32_t)vu->vals.len, .nlen = (uint32_t)nlen};
     cu_buf_append(&vu->vals, name, nlen);
-    vu->hlen[i][0] = (uint32_t)nlen;
     cu_buf_appendc(&vu->vals, '\0');
-    vu->hoff[i][1] = (uint32_t)vu->vals.len;
+    h.voff = (uint32_t)vu->vals.len;
     if (value)
         lt_vu_render(vu, value, &vu->vals);
     else
         cu_buf_appends(&vu->vals, literal);
-    vu->hlen[i][1] = (uint32_t)(vu->vals.len - vu->hoff[i][1]);
+    h.vlen = (uint32_t)(vu->vals.len - h.voff);
     cu_buf_appendc(&vu->vals, '\0');
+    vu->hdrs.len = vu->nh++ * sizeof h; /* the table is nh entries, whatever dropped before */
+    cu_buf_append(&vu->hdrs, &h, sizeof h);
 }
 
 /* Percent-encoding of query values (encodeURIComponent's set, as the
@@ -152,10 +152,10 @@ static void jar_header(lt_vu *vu)
         return;
     }
     if (vu->cookie_h >= 0) {
-        size_t i = (size_t)vu->cookie_h;
-        vu->hoff[i][1] = (uint32_t)vu->vals.len;
+        vu_hdr *h = &VU_HDR(vu, (size_t)vu->cookie_h);
+        h->voff = (uint32_t)vu->vals.len;
         cu_buf_appends(&vu->vals, cv.data);
-        vu->hlen[i][1] = (uint32_t)(vu->vals.len - vu->hoff[i][1]);
+        h->vlen = (uint32_t)(vu->vals.len - h->voff);
         cu_buf_appendc(&vu->vals, '\0');
     } else if (vu->nh < VU_MAX_HEADERS) {
         vu->cookie_h = (int)vu->nh;
@@ -167,11 +167,10 @@ static void jar_header(lt_vu *vu)
 static void drop_header(lt_vu *vu, const char *name)
 {
     for (size_t i = 0; i < vu->nh; i++) {
-        if (vu->hlen[i][0] != strlen(name) ||
-            strncasecmp(vu->vals.data + vu->hoff[i][0], name, vu->hlen[i][0]))
+        if (VU_HDR(vu, i).nlen != strlen(name) ||
+            strncasecmp(vu->vals.data + VU_HDR(vu, i).noff, name, VU_HDR(vu, i).nlen))
             continue;
-        memmove(vu->hoff[i], vu->hoff[i + 1], (vu->nh - i - 1) * sizeof vu->hoff[0]);
-        memmove(vu->hlen[i], vu->hlen[i + 1], (vu->nh - i - 1) * sizeof vu->hlen[0]);
+        memmove(&VU_HDR(vu, i), &VU_HDR(vu, i + 1), (vu->nh - i - 1) * sizeof(vu_hdr));
         if (vu->cookie_h > (int)i)
             vu->cookie_h--;
         vu->nh--;
@@ -347,8 +346,8 @@ static bool send_hop(lt_vu *vu, const lt_request *r, http_client *c, const char 
 {
     lt_worker *w = vu->w;
     for (size_t i = 0; i < vu->nh; i++)
-        w->hdrs[i] = (http_header){vu->vals.data + vu->hoff[i][0], vu->hlen[i][0],
-                                   vu->vals.data + vu->hoff[i][1], vu->hlen[i][1]};
+        w->hdrs[i] = (http_header){vu->vals.data + VU_HDR(vu, i).noff, VU_HDR(vu, i).nlen,
+                                   vu->vals.data + VU_HDR(vu, i).voff, VU_HDR(vu, i).vlen};
     int64_t ts = cu_wall_ms();
     lt_hot *h = lt_worker_hot(w, ts);
     mset_entry_count(w->win, HOT(h, requests, "http.requests", MSET_COUNTER), 1, ts);

@@ -10,7 +10,15 @@
 
 #define VU_MAX_HEADERS LT_MAX_HEADERS
 #define VU_MAX_DEPTH 16
+#define VU_INLINE_DEPTH 2 /* the flow and one loop: most users never go deeper */
 
+
+/* A request header's name and value in vu->vals: offsets and lengths (32
+ * bits: a request's headers are far below 4 GiB). */
+typedef struct vu_hdr {
+    uint32_t noff, nlen, voff, vlen;
+} vu_hdr;
+#define VU_HDR(vu, i) (((vu_hdr *)(vu)->hdrs.data)[i])
 
 typedef struct frame {
     const lt_step *steps;
@@ -34,7 +42,9 @@ struct lt_vu {
     char *other_origin;
     http_url other_url;
     bool other_ok;
-    frame frames[VU_MAX_DEPTH];
+    frame *frames;          /* frame0, or deep once a loop nests deeper than it holds */
+    frame frame0[VU_INLINE_DEPTH];
+    frame *deep;            /* VU_MAX_DEPTH frames, made on first need, kept while recycled */
     int depth;
     uint64_t start_ns;
     lt_intended intended;   /* --latency-from-intended's clock */
@@ -51,10 +61,10 @@ struct lt_vu {
     int pool_slot;          /* http.pool: the worker's connection it holds, or -1 */
     bool pool_waiting;      /* in the worker's queue for a connection */
     lt_vu *pool_next;       /* that queue */
-    /* the request's headers: name and value offsets into vals (32 bits:
-     * a user waiting to connect costs its struct, so keep it small) */
-    uint32_t hoff[VU_MAX_HEADERS][2];
-    uint32_t hlen[VU_MAX_HEADERS][2];
+    /* the request's headers: vu_hdr entries (offsets into vals), nh of
+     * them, in a buffer kept while the user is recycled; a user waiting to
+     * connect costs its struct, so it holds no fixed table of the 64 */
+    cu_buf hdrs;
     size_t nh;
 };
 

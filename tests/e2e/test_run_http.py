@@ -268,6 +268,67 @@ def test_loop_value_and_element_names(tmp_path, upstream):
     assert "never defined" not in p.stderr
 
 
+def test_loops_nested_four_deep_in_recycled_users(tmp_path, upstream):
+    """A user keeps two loop levels in its struct and moves to a larger
+    table when a loop nests deeper; users that run one after the other are
+    recycled, so the second user starts with the first's table."""
+    flow = """      - loop:
+          - loop:
+              - loop:
+                  - loop:
+                      - log: "d {{ a }}{{ b }}{{ c }}{{ e }}"
+                    over: [1, 2]
+                    loopElement: e
+                over: [x, y]
+                loopElement: c
+              - log: "mid {{ a }}{{ b }}"
+            over: [m, n]
+            loopElement: b
+        over: [p, q]
+        loopElement: a
+      - log: "after {{ a }}"
+      - loop:
+          - log: "flat {{ $loopCount }}"
+        count: 2
+"""
+    s = write(tmp_path, "s.yml", f"config:\n  target: {upstream.url}\n"
+              "  phases: [{duration: 2, arrivalCount: 3}]\n"
+              f"scenarios:\n  - flow:\n{flow}")
+    p = run("run", s, "-q")
+    assert p.returncode == 0, p.stderr
+    one = [a + b + c + e for a in "pq" for b in "mn" for c in "xy" for e in "12"]
+    assert logged(p.stdout, "d") == one * 3
+    assert logged(p.stdout, "mid") == [a + b for a in "pq" for b in "mn"] * 3
+    assert logged(p.stdout, "after") == ["q"] * 3    # the last element stays set
+    assert logged(p.stdout, "flat") == ["0", "1"] * 3
+
+
+def test_many_headers_and_the_jar_cookie(tmp_path, upstream):
+    """Twelve request headers, two defaults and the jar's Cookie reach the
+    target with their values, for users recycled one after the other."""
+    hdrs = ", ".join(f"x-h{i}: \"v{i}-{{{{ $loopCount }}}}\"" for i in range(12))
+    flow = f"""      - get: {{url: "/cookies/set?k=v1"}}
+      - loop:
+          - get: {{url: /echo, headers: {{{hdrs}}}, capture: {{json: "$.headers", as: h}}}}
+          - log: "h {{{{ h }}}}"
+        count: 2
+"""
+    s = write(tmp_path, "s.yml", f"config:\n  target: {upstream.url}\n"
+              "  phases: [{duration: 2, arrivalCount: 3}]\n"
+              "  defaults: {headers: {x-d1: one, x-d2: two}}\n"
+              f"scenarios:\n  - flow:\n{flow}")
+    p = run("run", s, "-q")
+    assert p.returncode == 0, p.stderr
+    seen = [json.loads(l) for l in logged(p.stdout, "h")]
+    assert len(seen) == 6
+    for n, h in enumerate(seen):
+        h = {k.lower(): v for k, v in h}
+        assert {f"x-h{i}": h.get(f"x-h{i}") for i in range(12)} == \
+            {f"x-h{i}": f"v{i}-{n % 2}" for i in range(12)}, h
+        assert h.get("x-d1") == "one" and h.get("x-d2") == "two", h
+        assert h.get("cookie") == "k=v1", h
+
+
 def test_think_jitter(tmp_path, upstream):
     out = tmp_path / "r.json"
 
