@@ -248,6 +248,42 @@ bool conf_number(const conf_node *n, double *out)
     return true;
 }
 
+bool conf_duration_ms(const conf_node *n, uint64_t *out_ms)
+{
+    double v, mult = 1000;
+    if (!n)
+        return false;
+    if (n->type == CONF_INT || n->type == CONF_FLOAT) {
+        v = n->f;
+    } else if (n->type == CONF_STRING && n->str) {
+        const char *s = n->str;
+        size_t digits = strspn(s, "0123456789.eE+-"); /* no inf, nan or hex forms */
+        char *end;
+        v = strtod(s, &end);
+        if (digits == 0 || end == s || end > s + digits)
+            return false;
+        if (!*end || !strcmp(end, "s"))
+            mult = 1000;
+        else if (!strcmp(end, "ms"))
+            mult = 1;
+        else if (!strcmp(end, "m") || !strcmp(end, "min"))
+            mult = 60000;
+        else if (!strcmp(end, "h"))
+            mult = 3600000;
+        else if (!strcmp(end, "d"))
+            mult = 86400000;
+        else
+            return false;
+    } else {
+        return false;
+    }
+    v *= mult;
+    if (!isfinite(v) || v < 0 || v > 1e15)
+        return false;
+    *out_ms = (uint64_t)llround(v);
+    return true;
+}
+
 const char *conf_type_name(conf_type t)
 {
     switch (t) {

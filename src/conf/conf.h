@@ -60,6 +60,12 @@ void conf_merge(conf_node *dst, const conf_node *src, bool arrays_replace);
 bool conf_is_scalar(const conf_node *n);
 bool conf_number(const conf_node *n, double *out);
 const char *conf_type_name(conf_type t);
+/* A duration into milliseconds: a number of seconds, or a string of a
+ * decimal number and an optional unit right after it (ms, s, m or min, h,
+ * d; none is seconds): "500ms", "30s", "1.5m", "48h", "7d", "30". False for
+ * anything else, a negative one, or one past 1e15 ms; the caller says what
+ * it wanted. */
+bool conf_duration_ms(const conf_node *n, uint64_t *out_ms);
 
 /* "file:line:col: " + message into err. */
 void conf_errf(char err[CU_ERRLEN], const conf_node *at, const char *fmt, ...) CU_PRINTF(3, 4);

@@ -67,44 +67,17 @@ static int check_keys(const conf_node *map, const char *const *allowed, size_t n
     return 0;
 }
 
-/* "500ms", "30s", "1m", "48h", "7d", or a number of seconds. */
+/* A duration (conf_duration_ms), named `what` in the error. */
 static int duration_ms(const conf_node *n, int64_t *out, const char *what, char err[CU_ERRLEN])
 {
-    double v;
-    if (n->type == CONF_INT || n->type == CONF_FLOAT) {
-        v = n->f * 1000;
-    } else if (n->type == CONF_STRING) {
-        char *end;
-        v = strtod(n->str, &end);
-        if (end == n->str)
-            goto bad;
-        while (*end == ' ')
-            end++;
-        double mul;
-        if (strcmp(end, "ms") == 0)
-            mul = 1;
-        else if (strcmp(end, "s") == 0 || *end == 0)
-            mul = 1000;
-        else if (strcmp(end, "m") == 0)
-            mul = 60000;
-        else if (strcmp(end, "h") == 0)
-            mul = 3600000;
-        else if (strcmp(end, "d") == 0)
-            mul = 86400000;
-        else
-            goto bad;
-        v *= mul;
-    } else {
-        goto bad;
+    uint64_t ms;
+    if (!conf_duration_ms(n, &ms)) {
+        conf_errf(err, n, "%s must be a duration such as 500ms, 30s, 1m, 48h or 7d (got '%s')", what,
+                  n->str ? n->str : conf_type_name(n->type));
+        return -EINVAL;
     }
-    if (!isfinite(v) || v < 0 || v > 1e15)
-        goto bad;
-    *out = (int64_t)llround(v);
+    *out = (int64_t)ms;
     return 0;
-bad:
-    conf_errf(err, n, "%s must be a duration such as 500ms, 30s, 1m, 48h or 7d (got '%s')", what,
-              n->str ? n->str : conf_type_name(n->type));
-    return -EINVAL;
 }
 
 static int count_of(const conf_node *n, uint64_t *out, const char *what, char err[CU_ERRLEN])

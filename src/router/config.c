@@ -13,43 +13,6 @@
 #include "net/net.h"
 #include "router/router_int.h"
 
-int rt_parse_duration(const conf_node *n, uint64_t unit_ms, uint64_t *out_ms, char err[CU_ERRLEN])
-{
-    double v;
-    if (n->type == CONF_INT || n->type == CONF_FLOAT) {
-        if (n->f < 0)
-            goto bad;
-        *out_ms = (uint64_t)llround(n->f * (double)unit_ms);
-        return 0;
-    }
-    if (n->type != CONF_STRING)
-        goto bad;
-    char *end;
-    v = strtod(n->str, &end);
-    if (end == n->str || v < 0 || !isfinite(v))
-        goto bad;
-    double mult;
-    if (!*end)
-        mult = (double)unit_ms;
-    else if (!strcmp(end, "ms"))
-        mult = 1;
-    else if (!strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "m") || !strcmp(end, "min"))
-        mult = 60000;
-    else if (!strcmp(end, "h"))
-        mult = 3600000;
-    else if (!strcmp(end, "d"))
-        mult = 86400000;
-    else
-        goto bad;
-    *out_ms = (uint64_t)llround(v * mult);
-    return 0;
-bad:
-    conf_errf(err, n, "expected a duration such as 500ms, 2s, 1m or 1h");
-    return -EINVAL;
-}
-
 typedef struct pctx {
     router_config *c;
     char *dir;
@@ -99,7 +62,10 @@ static int get_size(pctx *p, const conf_node *n, long long min, long long max, s
 
 static int get_dur(pctx *p, const conf_node *n, uint64_t *out)
 {
-    return rt_parse_duration(n, 1000, out, p->err);
+    if (conf_duration_ms(n, out))
+        return 0;
+    conf_errf(p->err, n, "expected a duration such as 500ms, 2s, 1m or 1h");
+    return -EINVAL;
 }
 
 /* busy_poll: 50us, 0.2ms, 0 or false (off); at most 1ms. */

@@ -79,9 +79,6 @@ void rt_stats_prometheus(rt_stats *s, cu_buf *out, double weight, double effecti
                          const char *server_lines);
 
 /* ---- config (config.c) ------------------------------------------------------------------ */
-/* Parses "2s", "150ms", "1m", "1h", or a bare number of `unit_ms`. */
-int rt_parse_duration(const conf_node *n, uint64_t unit_ms, uint64_t *out_ms, char err[CU_ERRLEN]);
-
 /* ---- servers, pools, health (pool.c) ---------------------------------------------------- */
 typedef struct rt_gen rt_gen;
 typedef struct rt_server rt_server;

@@ -393,6 +393,38 @@ static size_t check_keys_captured(const conf_node *map, const char *const *allow
     return unknown;
 }
 
+static void test_durations(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN];
+    const char *ok[][2] = {{"1500ms", "1500"}, {"2s", "2000"},       {"1.5s", "1500"},
+                           {"1m", "60000"},    {"2min", "120000"},   {"1h", "3600000"},
+                           {"7d", "604800000"}, {"3", "3000"},       {"1.5", "1500"},
+                           {"\"30\"", "30000"}, {"1e3ms", "1000"}, {"0", "0"},
+                           {"0.0004", "0"}};
+    for (size_t i = 0; i < CU_ARRAY_LEN(ok); i++) {
+        conf_node *n = conf_parse(ok[i][0], strlen(ok[i][0]), "t", err);
+        assert_non_null(n);
+        uint64_t ms = 1;
+        if (!conf_duration_ms(n, &ms))
+            fail_msg("'%s' was refused", ok[i][0]);
+        assert_int_equal(ms, strtoull(ok[i][1], NULL, 10));
+        conf_free(n);
+    }
+    const char *bad[] = {"-1s", "-2",   "1 s",  "1y",   "abc", "[1]", "{a: 1}", "true",
+                         "s",   "ms",   "inf",  "nans", "0x10s", "1e16", "2ee", "\"\""};
+    for (size_t i = 0; i < CU_ARRAY_LEN(bad); i++) {
+        conf_node *n = conf_parse(bad[i], strlen(bad[i]), "t", err);
+        assert_non_null(n);
+        uint64_t ms = 7;
+        if (conf_duration_ms(n, &ms))
+            fail_msg("'%s' was taken as %llu ms", bad[i], (unsigned long long)ms);
+        assert_int_equal(ms, 7); /* untouched */
+        conf_free(n);
+    }
+    assert_false(conf_duration_ms(NULL, &(uint64_t){0}));
+}
+
 static void test_check_keys(void **state)
 {
     (void)state;
@@ -518,7 +550,7 @@ int main(void)
         cmocka_unit_test(test_merge_keys),  cmocka_unit_test(test_json),
         cmocka_unit_test(test_conf_merge),  cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_check_keys),  cmocka_unit_test(test_load),
-        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_empty),       cmocka_unit_test(test_durations),
         cmocka_unit_test(test_prefixes),    cmocka_unit_test(test_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

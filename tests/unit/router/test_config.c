@@ -188,29 +188,22 @@ static void test_errors(void **state)
     expect_error("listen: [1\n", "/etc/cut.yml:");
 }
 
+/* Durations are conf_duration_ms's (tests/unit/conf); here, that the
+ * router reads its timeouts with it and names a bad one. */
 static void test_durations(void **state)
 {
     (void)state;
-    char err[CU_ERRLEN];
-    const char *ok[][2] = {{"1500ms", "1500"}, {"2s", "2000"}, {"1.5s", "1500"},
-                           {"1m", "60000"},    {"1h", "3600000"}, {"1d", "86400000"},
-                           {"3", "3000"}};
-    for (size_t i = 0; i < CU_ARRAY_LEN(ok); i++) {
-        conf_node *n = conf_parse(ok[i][0], strlen(ok[i][0]), "t", err);
-        assert_non_null(n);
-        uint64_t ms = 0;
-        assert_int_equal(rt_parse_duration(n, 1000, &ms, err), 0);
-        assert_int_equal(ms, strtoull(ok[i][1], NULL, 10));
-        conf_free(n);
-    }
-    const char *bad[] = {"-1s", "1 s", "1y", "abc", "[1]"};
-    for (size_t i = 0; i < CU_ARRAY_LEN(bad); i++) {
-        conf_node *n = conf_parse(bad[i], strlen(bad[i]), "t", err);
-        assert_non_null(n);
-        uint64_t ms;
-        assert_int_equal(rt_parse_duration(n, 1000, &ms, err), -22);
-        conf_free(n);
-    }
+    router_config c;
+    char err[CU_ERRLEN] = "";
+    const char *text = UPS "timeouts: { idle: 1.5m, connect: 250ms, drain: 1min, tunnel: 2h }\n";
+    assert_int_equal(router_config_parse(&c, text, strlen(text), "/etc/cut.yml", err), 0);
+    assert_int_equal(c.idle_timeout_ms, 90000);
+    assert_int_equal(c.connect_timeout_ms, 250);
+    assert_int_equal(c.drain_timeout_ms, 60000);
+    assert_int_equal(c.tunnel_timeout_ms, 7200000);
+    router_config_free(&c);
+    expect_error(UPS "timeouts: { idle: 1 s }\n", "/etc/cut.yml:4:19: expected a duration");
+    expect_error(UPS "timeouts: { idle: 0x10s }\n", "/etc/cut.yml:4:19: expected a duration");
 }
 
 /* busy_poll: off with false or 0; microseconds or milliseconds up to 1ms */
