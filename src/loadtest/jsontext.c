@@ -429,3 +429,38 @@ int lt_jsonpath_text(const lt_jsonpath *p, const char *text, size_t len, json_t 
     *out = json_loadb(v, (size_t)(t.p - v), JSON_DECODE_ANY, NULL);
     return *out ? 1 : -1;
 }
+
+bool lt_json_text_has_path(const char *text, size_t len, const char *path)
+{
+    const char *end = text + len, *p = path;
+    jt t = {text, end};
+    blanks(&t);
+    const char *v = t.p;
+    if (!*p)
+        return false;
+    while (*p) {
+        size_t n = strcspn(p, ".[]");
+        if (n >= 256)
+            return false;
+        if (n) {
+            if (*v == '{') {
+                if (!member(&v, end, p, n))
+                    return false;
+            } else if (*v == '[') {
+                char key[256], *e;
+                memcpy(key, p, n);
+                key[n] = '\0';
+                errno = 0;
+                unsigned long long i = strtoull(key, &e, 10); /* as strtoul: " 1", "+1" */
+                if (*e || errno == ERANGE || i > (unsigned long long)LLONG_MAX ||
+                    !element(&v, end, (long long)i))
+                    return false;
+            } else {
+                return false;
+            }
+        }
+        p += n;
+        p += strspn(p, ".[]");
+    }
+    return true;
+}

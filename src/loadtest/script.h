@@ -97,6 +97,12 @@ int lt_json_text_type(const char *text, size_t len);
  * -1 if the value found does not load (it always does in checked text).
  * Only the value found is loaded. */
 int lt_jsonpath_text(const lt_jsonpath *p, const char *text, size_t len, json_t **out);
+/* The expect plugin's hasProperty over text that lt_json_text_type
+ * accepted, without loading it: whether the names of `path` ("a.b[0].c",
+ * split at '.', '[' and ']') lead from the top value to a value, each a
+ * member of an object (its last occurrence) or, as a decimal number, an
+ * element of an array. A name of 256 bytes or more finds nothing. */
+bool lt_json_text_has_path(const char *text, size_t len, const char *path);
 
 /* ---- expressions (ensure conditions: Artillery's filtrex syntax) ------------------ */
 /* Numbers, names (metric names with dots, e.g. http.response_time.p95),

@@ -11,10 +11,11 @@
  * The body the checks see is parsed as JSON only when the Content-Type is
  * application/json, problem+json or ld+json (a parse failure is null), as
  * the plugin's maybeParseBody does. Its type (what contentType: json needs)
- * comes from checking the text (jsontext.c); it is loaded into jansson
- * values only for hasProperty / notHasProperty, once a response, shared
- * with the captures (lt_body). This path allocates (JSON results, rendered
- * text); it runs only when the expect plugin is on.
+ * comes from checking the text (jsontext.c), and hasProperty /
+ * notHasProperty (lodash's _.has(body, "a.b[0].c")) follow their path over
+ * the text too, so no check loads the body (a capture may, lt_body). This
+ * path allocates (JSON results, rendered text); it runs only when the
+ * expect plugin is on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,39 +50,6 @@ static const http_header *header(const http_response *res, const char *name)
             return NULL;
     const http_header *h = http_header_find(res->headers, res->nheaders, name);
     return h && h->value_len ? h : NULL; /* an empty value is falsy */
-}
-
-/* lodash _.has(body, "a.b[0].c"). */
-static bool has_path(json_t *v, const char *path)
-{
-    char key[256];
-    const char *p = path;
-    if (!*p)
-        return false;
-    while (*p && v) {
-        size_t n = strcspn(p, ".[]");
-        if (n >= sizeof key)
-            return false;
-        memcpy(key, p, n);
-        key[n] = '\0';
-        p += n;
-        if (n) {
-            if (json_is_object(v)) {
-                v = json_object_get(v, key);
-            } else if (json_is_array(v)) {
-                char *end;
-                unsigned long i = strtoul(key, &end, 10);
-                v = *end ? NULL : json_array_get(v, i);
-            } else {
-                return false;
-            }
-            if (!v)
-                return false;
-        }
-        while (*p == '.' || *p == '[' || *p == ']')
-            p++;
-    }
-    return v != NULL;
 }
 
 static json_t *result(bool ok, json_t *expected, const char *type, json_t *got, bool type_first)
@@ -189,7 +157,7 @@ static json_t *check(lt_vu *vu, const lt_expect *e, const http_response *res, lt
     case LT_EXP_HAS_PROPERTY:
     case LT_EXP_NOT_HAS_PROPERTY: {
         bool object = structured;
-        bool has = object && has_path(lt_body_doc(body), tx);
+        bool has = object && lt_json_text_has_path(text, text_len, tx);
         bool ok = object && (e->kind == LT_EXP_HAS_PROPERTY ? has : !has);
         out = result(ok, json_string(tx), e->type,
                      !object ? json_string("response body is not an object")

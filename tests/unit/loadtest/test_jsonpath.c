@@ -242,6 +242,77 @@ static const char *const text_paths[] = {
     "$[\"\xe2\x82\xac\"]", "$.data[99999999999999999999]", "$.data.99999999999999999999", "data[0]",
 };
 
+/* The rule hasProperty had over the loaded document (lodash's _.has as
+ * the expect plugin uses it), kept here as the oracle of the text walk. */
+static bool has_path_loaded(json_t *v, const char *path)
+{
+    char key[256];
+    const char *p = path;
+    if (!*p)
+        return false;
+    while (*p && v) {
+        size_t n = strcspn(p, ".[]");
+        if (n >= sizeof key)
+            return false;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        p += n;
+        if (n) {
+            if (json_is_object(v)) {
+                v = json_object_get(v, key);
+            } else if (json_is_array(v)) {
+                char *end;
+                unsigned long i = strtoul(key, &end, 10);
+                v = *end ? NULL : json_array_get(v, i);
+            } else {
+                return false;
+            }
+            if (!v)
+                return false;
+        }
+        while (*p == '.' || *p == '[' || *p == ']')
+            p++;
+    }
+    return v != NULL;
+}
+
+static void test_text_has_path_as_loaded(void **state)
+{
+    (void)state;
+    static const char *const props[] = {
+        "a", "a.b", "a.b[0]", "a.b[0].c", "a.b.0.c", "a.b[1]", "a.c", "data", "data[0].id",
+        "data.1", "data[1].n", "data[2]", "length", "data.length", "obj.-1", "obj.2", "obj[2]",
+        "0", "2", "3", "3.length", "4", "-1", "+1", " 1", "01", "1x", "k\xc3\xa9y", "q\"",
+        "\xf0\x9f\x98\x80", "t\tab", "s/l", "\xe2\x82\xac", "", ".", "[]", "a..b", "a[0]",
+        "[0]", "data[99999999999999999999]", "data.18446744073709551616", "x", "a.b[0].c.d"};
+    int compared = 0, found = 0;
+    for (size_t i = 0; i < sizeof text_docs / sizeof *text_docs; i++) {
+        const char *d = text_docs[i];
+        json_t *doc = json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
+        if (!doc)
+            continue;
+        for (size_t j = 0; j < sizeof props / sizeof *props; j++) {
+            bool want = has_path_loaded(doc, props[j]);
+            if (lt_json_text_has_path(d, strlen(d), props[j]) != want)
+                fail_msg("'%s' over %s: loaded %d, text %d", props[j], d, want, !want);
+            found += want;
+            compared++;
+        }
+        json_decref(doc);
+    }
+    assert_true(compared > 1000);
+    assert_true(found > 40);
+    /* a name of 256 bytes or more finds nothing, even when it is there */
+    char name[300], doc[310];
+    memset(name, 'k', 256);
+    name[256] = '\0';
+    snprintf(doc, sizeof doc, "{\"%s\":1}", name);
+    assert_false(lt_json_text_has_path(doc, strlen(doc), name));
+    name[255] = '\0';
+    snprintf(doc, sizeof doc, "{\"%s\":1}", name);
+    assert_true(lt_json_text_has_path(doc, strlen(doc), name));
+}
+
 static void test_text_valid_as_jansson(void **state)
 {
     (void)state;
@@ -414,7 +485,7 @@ int main(void)
         cmocka_unit_test(test_wildcards),    cmocka_unit_test(test_recursive),
         cmocka_unit_test(test_slices),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_prefixes),     cmocka_unit_test(test_text_valid_as_jansson),
-        cmocka_unit_test(test_text_paths_as_loaded), cmocka_unit_test(test_text_random_documents),
+        cmocka_unit_test(test_text_paths_as_loaded), cmocka_unit_test(test_text_has_path_as_loaded), cmocka_unit_test(test_text_random_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
