@@ -535,9 +535,15 @@ measure_b() {
 # Handshakes the target's full accept queue dropped and SYNs retransmitted
 # since drops_start: a run whose target dropped handshakes measured users
 # waiting out retransmissions, which no generator can start on time.
+# A counter the kernel does not show reads as "?", never as 0.
 drops_start() { D_OVF=$(tcp_ext ListenOverflows); D_SYN=$(tcp_ext TCPSynRetrans); }
+counter_since() { # NAME START
+    local now
+    now=$(tcp_ext "$1")
+    if [[ $now =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]]; then echo $((now - $2)); else echo "?"; fi
+}
 drops_since() {
-    echo "$(($(tcp_ext ListenOverflows) - D_OVF)) handshakes dropped by the target's accept queue, $(($(tcp_ext TCPSynRetrans) - D_SYN)) SYNs retransmitted"
+    echo "$(counter_since ListenOverflows "$D_OVF") handshakes dropped by the target's accept queue, $(counter_since TCPSynRetrans "$D_SYN") SYNs retransmitted"
 }
 measure_c() {
     local expect=$((C_RATE * C_DUR)) i cnt=() el=() lag=() rss=() errs=""

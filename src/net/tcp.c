@@ -862,10 +862,11 @@ static void on_listener_closed(uv_handle_t *h)
 }
 
 /* The accept queue asked for: the kernel caps it at net.core.somaxconn
- * (4096 on current kernels). A queue that overflows drops the handshake's
- * last ACK, and the client learns of it only from a retransmission a second
- * or more later, so a server that stalls for a moment under tens of
- * thousands of connections a second should queue them, not drop them. */
+ * (4096 on current kernels). While the queue is full the kernel drops new
+ * handshakes (the SYN, or the ACK that would complete one), and the client
+ * learns of it only from a retransmission a second or more later, so a
+ * server that stalls for a moment under tens of thousands of connections a
+ * second should queue them, not drop them. */
 enum { LISTEN_BACKLOG = 65535 };
 
 int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, net_tls *tls,
