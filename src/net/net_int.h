@@ -42,9 +42,14 @@ char *net__thread_pbuf(void);   /* NET_TLS_PBUF_SIZE bytes, this thread's */
 
 struct net_stream {
     uv_tcp_t tcp;
-    uv_connect_t creq;
-    uv_write_t wreq;
-    uv_timer_t defer;            /* initialised only to report a synchronous failure */
+    /* Made only when needed, so a raw or io_uring stream (one a virtual
+     * user, thousands alive at once) does not carry them: the libuv
+     * connect (freed in its callback), the libuv write (made with the first
+     * uv_write, kept for the stream's later ones) and the timer that reports
+     * a synchronous failure. */
+    uv_connect_t *creq;
+    uv_write_t *wreq;
+    uv_timer_t *defer;
     uv_loop_t *loop;
     const net_stream_cbs *cbs;
     void *user;
@@ -52,7 +57,6 @@ struct net_stream {
     int handles;                 /* handles still to close before freeing */
     int deferred_err;
     bool is_server;
-    bool defer_init;
     bool connect_fired;          /* on_connect delivered (client) */
     bool ended;                  /* on_end delivered */
     bool writing;                /* wreq in flight */

@@ -85,17 +85,30 @@ static void stream_free(net_stream *s)
     cu_buf_free(&s->wq);
     cu_buf_free(&s->wfly);
     cu_buf_free(&s->u_stash);
+    free(s->wreq); /* a write in flight was cancelled before the close callback */
     free(s);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_closed(net_stream *s)
 {
-    net_stream *s = h->data;
     if (--s->handles > 0)
         return;
     if (s->cbs->on_close)
         s->cbs->on_close(s);
     stream_free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_defer_closed(uv_handle_t *h)
+{
+    net_stream *s = h->data;
+    free(h);
+    s->defer = NULL;
+    handle_closed(s);
 }
 
 bool net__live(const net_stream *s)
@@ -146,14 +159,14 @@ static void on_defer(uv_timer_t *t)
 
 static void fail_later(net_stream *s, int err)
 {
-    if (!s->defer_init) {
-        uv_timer_init(s->loop, &s->defer);
-        s->defer.data = s;
-        s->defer_init = true;
+    if (!s->defer) {
+        s->defer = cu_malloc(sizeof *s->defer);
+        uv_timer_init(s->loop, s->defer);
+        s->defer->data = s;
         s->handles++;
     }
     s->deferred_err = err;
-    uv_timer_start(&s->defer, on_defer, 0, 0);
+    uv_timer_start(s->defer, on_defer, 0, 0);
 }
 
 /* ---- early streams ------------------------------------------------------ */
@@ -274,7 +287,9 @@ static void flush_queue(net_stream *s)
         return;
     }
     uv_buf_t b = uv_buf_init(s->wfly.data, (unsigned)s->wfly.len);
-    int rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written);
+    if (!s->wreq)
+        s->wreq = cu_malloc(sizeof *s->wreq);
+    int rc = uv_write(s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written);
     if (rc < 0) {
         cu_buf_reset(&s->wfly);
         fail_later(s, rc);
@@ -402,6 +417,8 @@ size_t net_stream_queued(const net_stream *s)
 static void on_connected(uv_connect_t *req, int status)
 {
     net_stream *s = req->handle->data;
+    free(req);
+    s->creq = NULL;
     if (s->state == NS_CLOSING)
         return; /* UV_ECANCELED from net_stream_close */
     if (status < 0) {
@@ -436,9 +453,13 @@ net_stream *net_connect(uv_loop_t *loop, const struct sockaddr *addr, net_tls *t
             return s;
         }
     }
-    int rc = uv_tcp_connect(&s->creq, &s->tcp, addr, on_connected);
-    if (rc < 0)
+    s->creq = cu_malloc(sizeof *s->creq);
+    int rc = uv_tcp_connect(s->creq, &s->tcp, addr, on_connected);
+    if (rc < 0) {
+        free(s->creq); /* no callback follows a refused start */
+        s->creq = NULL;
         fail_later(s, rc);
+    }
     return s;
 }
 
@@ -775,8 +796,8 @@ void net_stream_close(net_stream *s)
     else if (s->uring)
         net__uring_release(s);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
-    if (s->defer_init)
-        uv_close((uv_handle_t *)&s->defer, on_handle_closed);
+    if (s->defer)
+        uv_close((uv_handle_t *)s->defer, on_defer_closed);
 }
 
 void net_stream_end(net_stream *s)
