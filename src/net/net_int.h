@@ -2,7 +2,10 @@
  * transport). Not part of the module's interface: nothing outside src/net/
  * includes this file.
  *
- * A stream is one malloc: the struct with its read buffer inline. Writes go
+ * A stream is one malloc (reads go to the thread's read buffer), and on the
+ * libuv path up to three more, each made only when needed: the connect
+ * request (until its callback), the write request (from the first uv_write
+ * on) and the timer that reports a synchronous failure. Writes go
  * out with uv_try_write when nothing is queued; what the kernel does not take
  * is appended to `wq`, and at most one uv_write is in flight, from `wfly`
  * (the two buffers are swapped, never freed while the stream lives), so a

@@ -1,8 +1,9 @@
 /* net/tcp.c: streams over uv_tcp_t and listeners (see net.h for the contract).
  *
  * Invariants:
- * - one malloc per stream, freed only in the last close callback, after
- *   on_close;
+ * - one malloc per stream (on the libuv path also its connect and write
+ *   requests and failure timer, each when needed), freed only in the last
+ *   close callback, after on_close;
  * - reads go to the thread's read buffer (net__thread_rbuf): alloc_cb never
  *   allocates, and data handed to on_read is valid only during the call;
  * - writes try uv_try_write first; the rest waits in `wq`, with at most one
@@ -159,6 +160,8 @@ static void on_defer(uv_timer_t *t)
 
 static void fail_later(net_stream *s, int err)
 {
+    if (s->state == NS_CLOSING)
+        return; /* a timer made now would never be closed, nor the stream freed */
     if (!s->defer) {
         s->defer = cu_malloc(sizeof *s->defer);
         uv_timer_init(s->loop, s->defer);
