@@ -68,7 +68,6 @@ struct tq {
     uv_loop_t *loop;
     tq *next;       /* this thread's other loops' sets */
     tq_item *head[K_COUNT], *tail[K_COUNT];
-    size_t n;       /* queued */
     size_t clients; /* the set lives while its loop has clients (under tqs_lock) */
     uint64_t armed; /* the due the timer is set for; UINT64_MAX: stopped */
     uint64_t pass;  /* bumped by every firing */
@@ -158,7 +157,14 @@ static void tq_unlink(tq *q, tq_item *it)
     else
         q->tail[it->kind] = it->prev;
     it->queued = false;
-    q->n--;
+}
+
+static bool tq_empty(const tq *q)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (q->head[k])
+            return false;
+    return true;
 }
 
 static void on_tq(uv_timer_t *t)
@@ -193,7 +199,7 @@ static void tq_del(tq *q, tq_item *it)
     if (!it->queued)
         return;
     tq_unlink(q, it);
-    if (q->n == 0 && !q->firing)
+    if (!q->firing && tq_empty(q))
         tq_stop(q);
 }
 
@@ -221,7 +227,6 @@ static void tq_add(tq *q, tq_item *it, int kind, uint64_t due)
         at->next = it;
     else
         q->head[kind] = it;
-    q->n++;
     if (!q->firing && due < q->armed)
         tq_start(q, due);
 }

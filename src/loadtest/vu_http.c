@@ -32,7 +32,7 @@ void lt_vu_render(lt_vu *vu, const lt_tmpl *t, cu_buf *out)
 
 static bool header_given(lt_vu *vu, const char *name)
 {
-    for (size_t i = 0; i < vu->nh; i++)
+    for (size_t i = 0; i < VU_NH(vu); i++)
         if (VU_HDR(vu, i).nlen == strlen(name) &&
             !strncasecmp(vu->vals.data + VU_HDR(vu, i).noff, name, VU_HDR(vu, i).nlen))
             return true;
@@ -42,7 +42,7 @@ static bool header_given(lt_vu *vu, const char *name)
 static void add_header(lt_vu *vu, const char *name, size_t nlen, const lt_tmpl *value,
                        const char *literal)
 {
-    if (vu->nh >= VU_MAX_HEADERS)
+    if (VU_NH(vu) >= VU_MAX_HEADERS)
         return;
     vu_hdr h = {.noff = (uint32_t)vu->vals.len, .nlen = (uint32_t)nlen};
     cu_buf_append(&vu->vals, name, nlen);
@@ -54,7 +54,6 @@ static void add_header(lt_vu *vu, const char *name, size_t nlen, const lt_tmpl *
         cu_buf_appends(&vu->vals, literal);
     h.vlen = (uint32_t)(vu->vals.len - h.voff);
     cu_buf_appendc(&vu->vals, '\0');
-    vu->hdrs.len = vu->nh++ * sizeof h; /* the table is nh entries, whatever dropped before */
     cu_buf_append(&vu->hdrs, &h, sizeof h);
 }
 
@@ -157,8 +156,8 @@ static void jar_header(lt_vu *vu)
         cu_buf_appends(&vu->vals, cv.data);
         h->vlen = (uint32_t)(vu->vals.len - h->voff);
         cu_buf_appendc(&vu->vals, '\0');
-    } else if (vu->nh < VU_MAX_HEADERS) {
-        vu->cookie_h = (int)vu->nh;
+    } else if (VU_NH(vu) < VU_MAX_HEADERS) {
+        vu->cookie_h = (int)VU_NH(vu);
         add_header(vu, "cookie", 6, NULL, cv.data);
     }
     cu_buf_free(&cv);
@@ -166,14 +165,14 @@ static void jar_header(lt_vu *vu)
 
 static void drop_header(lt_vu *vu, const char *name)
 {
-    for (size_t i = 0; i < vu->nh; i++) {
+    for (size_t i = 0; i < VU_NH(vu); i++) {
         if (VU_HDR(vu, i).nlen != strlen(name) ||
             strncasecmp(vu->vals.data + VU_HDR(vu, i).noff, name, VU_HDR(vu, i).nlen))
             continue;
-        memmove(&VU_HDR(vu, i), &VU_HDR(vu, i + 1), (vu->nh - i - 1) * sizeof(vu_hdr));
+        memmove(&VU_HDR(vu, i), &VU_HDR(vu, i + 1), (VU_NH(vu) - i - 1) * sizeof(vu_hdr));
         if (vu->cookie_h > (int)i)
             vu->cookie_h--;
-        vu->nh--;
+        vu->hdrs.len -= sizeof(vu_hdr);
         i--;
     }
 }
@@ -345,7 +344,7 @@ static http_client *client_for(lt_vu *vu, const char *url, const char **target, 
 static bool send_hop(lt_vu *vu, const lt_request *r, http_client *c, const char *target)
 {
     lt_worker *w = vu->w;
-    for (size_t i = 0; i < vu->nh; i++)
+    for (size_t i = 0; i < VU_NH(vu); i++)
         w->hdrs[i] = (http_header){vu->vals.data + VU_HDR(vu, i).noff, VU_HDR(vu, i).nlen,
                                    vu->vals.data + VU_HDR(vu, i).voff, VU_HDR(vu, i).vlen};
     int64_t ts = cu_wall_ms();
@@ -353,7 +352,7 @@ static bool send_hop(lt_vu *vu, const lt_request *r, http_client *c, const char 
     mset_entry_count(w->win, HOT(h, requests, "http.requests", MSET_COUNTER), 1, ts);
     mset_entry_rate(w->win, HOT(h, request_rate, "http.request_rate", MSET_RATE), ts);
 
-    http_request req = {vu->method, target && *target ? target : "/", w->hdrs, vu->nh,
+    http_request req = {vu->method, target && *target ? target : "/", w->hdrs, VU_NH(vu),
                         vu->body.len ? vu->body.data : NULL, vu->body.len};
     vu->req = r;
     vu->in_flight = true;
@@ -414,7 +413,7 @@ bool lt_vu_send_request(lt_vu *vu, const lt_request *r)
 
     /* headers: the request's own, then defaults it does not override */
     cu_buf_reset(&vu->vals);
-    vu->nh = 0;
+    cu_buf_reset(&vu->hdrs);
     for (size_t i = 0; i < r->nheaders; i++)
         add_header(vu, r->headers[i].name, strlen(r->headers[i].name), r->headers[i].value, NULL);
     for (size_t i = 0; i < s->ndefault_headers; i++)

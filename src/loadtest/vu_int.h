@@ -19,6 +19,7 @@ typedef struct vu_hdr {
     uint32_t noff, nlen, voff, vlen;
 } vu_hdr;
 #define VU_HDR(vu, i) (((vu_hdr *)(vu)->hdrs.data)[i])
+#define VU_NH(vu) ((vu)->hdrs.len / sizeof(vu_hdr)) /* the request's headers so far */
 
 typedef struct frame {
     const lt_step *steps;
@@ -61,11 +62,11 @@ struct lt_vu {
     int pool_slot;          /* http.pool: the worker's connection it holds, or -1 */
     bool pool_waiting;      /* in the worker's queue for a connection */
     lt_vu *pool_next;       /* that queue */
-    /* the request's headers: vu_hdr entries (offsets into vals), nh of
-     * them, in a buffer kept while the user is recycled; a user waiting to
-     * connect costs its struct, so it holds no fixed table of the 64 */
+    /* the request's headers: its vu_hdr entries (offsets into vals,
+     * VU_NH of them), in a buffer kept while the user is recycled; a user
+     * waiting to connect costs its struct, so it holds no fixed table of
+     * the 64 */
     cu_buf hdrs;
-    size_t nh;
 };
 
 

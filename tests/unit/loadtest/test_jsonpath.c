@@ -242,13 +242,6 @@ static const char *const text_paths[] = {
     "$[\"\xe2\x82\xac\"]", "$.data[99999999999999999999]", "$.data.99999999999999999999", "data[0]",
 };
 
-/* A document of text_docs as jansson loads it, or NULL when it refuses it
- * (the text paths are compared on the documents that load). */
-static json_t *loaded_text_doc(const char *d)
-{
-    return json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
-}
-
 /* The rule hasProperty had over the loaded document (lodash's _.has as
  * the expect plugin uses it), kept here as the oracle of the text walk. */
 static bool has_path_loaded(json_t *v, const char *path)
@@ -295,7 +288,7 @@ static void test_text_has_path_as_loaded(void **state)
     int compared = 0, found = 0;
     for (size_t i = 0; i < sizeof text_docs / sizeof *text_docs; i++) {
         const char *d = text_docs[i];
-        json_t *doc = loaded_text_doc(d);
+        json_t *doc = json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
         if (!doc)
             continue;
         for (size_t j = 0; j < sizeof props / sizeof *props; j++) {
@@ -368,7 +361,7 @@ static void test_text_paths_as_loaded(void **state)
     int compared = 0, matched = 0;
     for (size_t i = 0; i < sizeof text_docs / sizeof *text_docs; i++) {
         const char *d = text_docs[i];
-        json_t *doc = loaded_text_doc(d);
+        json_t *doc = json_loadb(d, strlen(d), JSON_DECODE_ANY, NULL);
         if (!doc)
             continue;
         for (size_t j = 0; j < sizeof text_paths / sizeof *text_paths; j++) {
