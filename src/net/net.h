@@ -55,9 +55,13 @@ typedef struct net_stream_cbs {
     /* The peer closed (UV_EOF) or the connection failed (negative code).
      * No more on_read after this. The owner still calls net_stream_close. */
     void (*on_end)(net_stream *s, int status);
-    /* All writes queued so far have been handed to the kernel (optional). */
+    /* All writes queued so far have been handed to the kernel (optional);
+     * also after on_end(UV_EOF), for an owner that writes on to a peer that
+     * half-closed. */
     void (*on_drain)(net_stream *s);
-    /* After net_stream_close; the stream is freed right after this returns. */
+    /* After net_stream_close, or when a write fails after on_end (a peer
+     * that half-closed has gone); the stream is freed right after this
+     * returns. */
     void (*on_close)(net_stream *s);
 } net_stream_cbs;
 
@@ -100,8 +104,17 @@ void net_stream_close(net_stream *s);
  * close_notify) is written first, then the stream closes as with
  * net_stream_close. No on_read/on_end after this call; on_close follows.
  * A peer that stops reading keeps the stream open: owners keep a timer and
- * call net_stream_close to force it (allowed after net_stream_end). */
+ * call net_stream_close to force it (allowed after net_stream_end). After
+ * on_end(UV_EOF) (the peer half-closed) the queue still goes out; after a
+ * failed one the stream closes at once. */
 void net_stream_end(net_stream *s);
+/* Half-closes: the write side ends once what is queued is written (a TLS
+ * close_notify, then a FIN), and reading goes on: on_read and on_end still
+ * come, and on_end(UV_EOF) then means both directions are done. net_write
+ * fails with UV_EPIPE after it. On a stream whose peer already ended, still
+ * connecting or in its TLS handshake, and on an early stream
+ * (net_connect_early), it is net_stream_end. */
+void net_stream_shutdown(net_stream *s);
 /* Bytes accepted by net_write that the kernel has not taken yet. 0 right
  * after net_write means the data went out synchronously (no on_drain will
  * follow for it); otherwise on_drain fires once the queue empties. */

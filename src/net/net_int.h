@@ -1,5 +1,5 @@
-/* net internals shared by tcp.c (streams, listeners) and tls.c (the TLS
- * transport). Not part of the module's interface: nothing outside src/net/
+/* net internals shared by tcp.c (streams), listen.c (listeners), tls.c
+ * (the TLS transport) and uring.c (early streams on io_uring). Not part of the module's interface: nothing outside src/net/
  * includes this file.
  *
  * A stream is one malloc (reads go to the thread's read buffer), and on the
@@ -65,6 +65,8 @@ struct net_stream {
     bool writing;                /* wreq in flight */
     bool paused;
     bool close_after_flush;      /* net_stream_end */
+    bool peer_eof;               /* on_end said UV_EOF: the peer only half-closed, writes go on */
+    bool shut;                   /* net_stream_shutdown: the write side ends once flushed */
     bool early;                  /* net_connect_early: writes allowed while connecting */
     /* raw: an early stream driven by the thread's poller (tcp.c) instead of
      * libuv's stream code; `tcp` is then only initialised (no socket), for
@@ -108,6 +110,11 @@ void net__fire_connect(net_stream *s, int status);
 void net__fire_fail(net_stream *s, int err);
 void net__fire_end(net_stream *s, int status);
 bool net__live(const net_stream *s); /* not closing and on_end not fired */
+
+/* tcp.c, used by listen.c: the stream of a connection waiting on `server`
+ * (accepted, reading, TLS attached when tls is set), or NULL when the
+ * accept failed. */
+net_stream *net__accept(uv_stream_t *server, uv_loop_t *loop, net_tls *tls);
 
 /* tcp.c, used by uring.c */
 void net__stream_input(net_stream *s, ssize_t nread, char *base); /* bytes or UV_EOF/-errno */

@@ -1,4 +1,5 @@
-/* net/tcp.c: streams over uv_tcp_t and listeners (see net.h for the contract).
+/* net/tcp.c: streams over uv_tcp_t, and raw early streams (see net.h for the
+ * contract; listeners are in listen.c).
  *
  * Invariants:
  * - one malloc per stream (on the libuv path also its connect and write
@@ -22,7 +23,6 @@
  *   each owner callback because the owner may close from inside it.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -133,6 +133,7 @@ void net__fire_end(net_stream *s, int status)
     if (!net__live(s))
         return;
     s->ended = true;
+    s->peer_eof = status == UV_EOF;
     stop_reading(s);
     if (s->cbs->on_end)
         s->cbs->on_end(s, status);
@@ -271,6 +272,21 @@ static void stop_reading(net_stream *s)
 /* ---- writing ------------------------------------------------------------ */
 static void on_written(uv_write_t *req, int status);
 
+static void on_shut(uv_shutdown_t *req, int status)
+{
+    (void)status; /* a failed FIN shows on the read side, as a reset */
+    free(req);
+}
+
+/* net_stream_shutdown's FIN, once everything queued is out (a libuv stream:
+ * net_stream_shutdown hands raw and io_uring ones to net_stream_end). */
+static void shut_now(net_stream *s)
+{
+    uv_shutdown_t *req = cu_malloc(sizeof *req);
+    if (uv_shutdown(req, (uv_stream_t *)&s->tcp, on_shut) < 0)
+        free(req); /* not writable any more: the read side says why */
+}
+
 static void flush_queue(net_stream *s)
 {
     cu_buf tmp = s->wfly;
@@ -309,8 +325,8 @@ void net__write_done(net_stream *s, int status)
     if (s->state == NS_CLOSING)
         return;
     if (status < 0) {
-        if (s->close_after_flush)
-            net_stream_close(s);
+        if (s->close_after_flush || s->ended)
+            net_stream_close(s); /* ended: on_end was said, and now nothing can go either */
         else
             net__fire_fail(s, status);
         return;
@@ -325,7 +341,11 @@ void net__write_done(net_stream *s, int status)
         net_stream_close(s);
         return;
     }
-    if (s->cbs->on_drain && !s->ended)
+    if (s->shut) {
+        shut_now(s);
+        return;
+    }
+    if (s->cbs->on_drain && (!s->ended || s->peer_eof))
         s->cbs->on_drain(s);
 }
 
@@ -401,7 +421,7 @@ int net__raw_write(net_stream *s, const void *data, size_t len)
 
 int net_write(net_stream *s, const void *data, size_t len)
 {
-    if (s->state == NS_CLOSING || s->close_after_flush)
+    if (s->state == NS_CLOSING || s->close_after_flush || s->shut)
         return UV_EPIPE;
     if (s->ssl)
         return net__tls_write(s, data, len);
@@ -791,7 +811,7 @@ void net_stream_close(net_stream *s)
 {
     if (s->state == NS_CLOSING)
         return;
-    if (s->ssl && s->hs_done && !s->close_after_flush && !s->ended)
+    if (s->ssl && s->hs_done && !s->close_after_flush && !s->ended && !s->shut)
         net__tls_shutdown(s); /* best effort: goes out only if try_write takes it */
     s->state = NS_CLOSING;
     if (s->raw)
@@ -807,16 +827,31 @@ void net_stream_end(net_stream *s)
 {
     if (s->state == NS_CLOSING || s->close_after_flush)
         return;
-    if (s->state == NS_CONNECTING || s->ended) {
-        net_stream_close(s);
+    if (s->state == NS_CONNECTING || (s->ended && !s->peer_eof)) {
+        net_stream_close(s); /* a failed stream: nothing more can go out */
         return;
     }
-    if (s->ssl && s->hs_done)
+    if (s->ssl && s->hs_done && !s->shut)
         net__tls_shutdown(s);
     s->close_after_flush = true;
     stop_reading(s);
     if (!s->writing && s->wq.len == 0)
         net_stream_close(s);
+}
+
+void net_stream_shutdown(net_stream *s)
+{
+    if (s->state == NS_CLOSING || s->close_after_flush || s->shut)
+        return;
+    if (s->ended || s->raw || s->uring || s->state == NS_CONNECTING || (s->ssl && !s->hs_done)) {
+        net_stream_end(s);
+        return;
+    }
+    if (s->ssl)
+        net__tls_shutdown(s); /* close_notify, queued before the FIN */
+    s->shut = true;
+    if (!s->writing && s->wq.len == 0)
+        shut_now(s);
 }
 
 void *net_stream_user(const net_stream *s) { return s->user; }
@@ -845,141 +880,25 @@ int net_stream_peer(const net_stream *s, char *buf, size_t len)
     return uv_ip4_name((const struct sockaddr_in *)&ss, buf, len);
 }
 
-/* ---- listeners ------------------------------------------------------------ */
-struct net_listener {
-    uv_tcp_t tcp;
-    uv_loop_t *loop;
-    net_tls *tls;
-    net_accept_cb cb;
-    void *user;
-    int port;
-};
-
-static void on_connection(uv_stream_t *server, int status)
+/* ---- accepted streams ------------------------------------------------------ */
+net_stream *net__accept(uv_stream_t *server, uv_loop_t *loop, net_tls *tls)
 {
-    net_listener *l = server->data;
-    if (status < 0)
-        return; /* EMFILE and friends: libuv retries on the next readiness */
-    net_stream *s = stream_alloc(l->loop);
+    net_stream *s = stream_alloc(loop);
     s->is_server = true;
     if (uv_accept(server, (uv_stream_t *)&s->tcp) < 0) {
         s->state = NS_CLOSING;
         uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
-        return;
+        return NULL;
     }
     uv_tcp_nodelay(&s->tcp, 1);
     s->state = NS_OPEN;
-    if (l->tls) {
-        if (net__tls_attach(s, l->tls, NULL) < 0) {
+    if (tls) {
+        if (net__tls_attach(s, tls, NULL) < 0) {
             net_stream_close(s);
-            return;
+            return NULL;
         }
         s->state = NS_HANDSHAKE;
     }
     start_reading(s);
-    l->cb(l, s, l->user);
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-/* The accept queue asked for: the kernel caps it at net.core.somaxconn
- * (4096 on current kernels). While the queue is full the kernel drops new
- * handshakes (the SYN, or the ACK that would complete one), and the client
- * learns of it only from a retransmission a second or more later, so a
- * server that stalls for a moment under tens of thousands of connections a
- * second should queue them, not drop them. */
-enum { LISTEN_BACKLOG = 65535 };
-
-int net_listen(net_listener **out, uv_loop_t *loop, const char *host, int port, net_tls *tls,
-               net_accept_cb cb, void *user, char err[CU_ERRLEN])
-{
-    *out = NULL;
-    if (port < 0 || port > 65535) {
-        snprintf(err, CU_ERRLEN, "invalid port %d", port);
-        return -EINVAL;
-    }
-    const char *h = host && *host ? host : "0.0.0.0";
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(h, portstr, &hints, &ai);
-    if (gai != 0) {
-        snprintf(err, CU_ERRLEN, "cannot resolve listen address %s: %s", h, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int rc = 0, one = 1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, CU_ERRLEN, "socket: %s", strerror(errno));
-        goto fail_ai;
-    }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-        rc = -errno;
-        snprintf(err, CU_ERRLEN, "setsockopt: %s", strerror(errno));
-        goto fail_fd;
-    }
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        rc = -errno;
-        snprintf(err, CU_ERRLEN, "cannot listen on %s:%d: %s", h, port, strerror(errno));
-        goto fail_fd;
-    }
-    if (listen(fd, LISTEN_BACKLOG) < 0) {
-        rc = -errno;
-        snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, strerror(errno));
-        goto fail_fd;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        rc = -errno;
-        snprintf(err, CU_ERRLEN, "getsockname: %s", strerror(errno));
-        goto fail_fd;
-    }
-    net_listener *l = cu_calloc(1, sizeof *l);
-    l->loop = loop;
-    l->tls = tls;
-    l->cb = cb;
-    l->user = user;
-    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                             : ((struct sockaddr_in *)&ss)->sin_port);
-    uv_tcp_init(loop, &l->tcp);
-    l->tcp.data = l;
-    rc = uv_tcp_open(&l->tcp, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
-    if (rc < 0) {
-        snprintf(err, CU_ERRLEN, "listen on %s:%d: %s", h, port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&l->tcp, on_listener_closed); /* closes fd too */
-        freeaddrinfo(ai);
-        return rc;
-    }
-    freeaddrinfo(ai);
-    *out = l;
-    return 0;
-
-fail_fd:
-    close(fd);
-fail_ai:
-    freeaddrinfo(ai);
-    return rc;
-}
-
-int net_listener_port(const net_listener *l)
-{
-    return l->port;
-}
-
-void net_listener_close(net_listener *l)
-{
-    if (l)
-        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    return s;
 }

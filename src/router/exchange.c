@@ -554,7 +554,15 @@ static void u_on_end(net_stream *s, int status)
         return;
     }
     if (c->up == UP_TUNNEL) {
-        /* the upstream ended the tunnel: what it sent goes out, then the client closes */
+        if (status == UV_EOF && !c->tun_client_eof && !c->closing) {
+            /* the upstream half-closed: its FIN follows its bytes to the
+             * client, whose bytes still go up (rt_tunnel_client_end) */
+            c->tun_up_eof = true;
+            net_stream_shutdown(c->s);
+            return;
+        }
+        /* the upstream ended the tunnel (or both sides have now): what it
+         * sent goes out, then the client closes */
         detach(c);
         rt_uconn_close(u);
         c->up = UP_NONE;
@@ -760,12 +768,20 @@ void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n)
     }
 }
 
-/* The client ended the tunnel: what it sent still reaches the upstream,
- * and what the upstream sent still reaches the client, each within the
- * linger time; then both close. */
-void rt_tunnel_client_end(rt_cconn *c)
+/* The client ended its side of the tunnel. A FIN (UV_EOF) while the
+ * upstream still sends is passed on after the bytes before it, and the
+ * upstream's answer still reaches the client, as over one half-closed TCP
+ * connection (nginx and HAProxy tunnels do the same). Once both sides have
+ * ended, or on a failure, both close: what is queued to either still goes
+ * out, within the linger time. */
+void rt_tunnel_client_end(rt_cconn *c, int status)
 {
     rt_uconn *u = c->u;
+    if (status == UV_EOF && u && u->s && !u->closing && !c->tun_up_eof) {
+        c->tun_client_eof = true;
+        net_stream_shutdown(u->s);
+        return;
+    }
     if (u) {
         detach(c);
         rt_uconn_end(u);

@@ -808,7 +808,7 @@ static void on_end(net_stream *s, int status)
     if (c->closing)
         return;
     if (c->up == UP_TUNNEL) {
-        rt_tunnel_client_end(c);
+        rt_tunnel_client_end(c, status);
         return;
     }
     if (c->active && c->resp_started && c->status) {

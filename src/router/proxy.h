@@ -89,6 +89,7 @@ struct rt_cconn {
     uint8_t minor;
     bool keep_alive, req_chunked, idempotent, head_req, upgrade;
     bool tunnel_ok;                /* an Upgrade request that may become a tunnel */
+    bool tun_client_eof, tun_up_eof; /* a tunnel side half-closed: its FIN was passed on */
     cu_buf fwd;                    /* the request head for upstreams */
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
@@ -151,9 +152,10 @@ void rt_uflush(rt_cconn *c);
 /* The client went away or the exchange is abandoned: releases upstream
  * resources (the upstream connection closes if mid-exchange). */
 void rt_exchange_abort(rt_cconn *c);
-/* Tunnel bytes from the client, and the client's end of a tunnel. */
+/* Tunnel bytes from the client, and the client's end of a tunnel (the
+ * client stream's on_end status). */
 void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n);
-void rt_tunnel_client_end(rt_cconn *c);
+void rt_tunnel_client_end(rt_cconn *c, int status);
 /* The client's write queue drained: resume reading the upstream. */
 void rt_exchange_client_drained(rt_cconn *c);
 /* The connection timer fired for T_CONNECT or T_RESPONSE. */

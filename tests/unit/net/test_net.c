@@ -1202,6 +1202,129 @@ static void test_end_flushes(void **state)
     echo_fini(&e);
 }
 
+/* ---- half-close: the client sends, shuts its write side and reads on; the
+ * server answers the FIN with more than the kernel buffers hold and ends at
+ * once (the rest goes out from its queue) ---- */
+#define HC_SENT 300000
+#define HC_REPLY (8 << 20)
+typedef struct half {
+    uv_loop_t loop;
+    net_listener *l;
+    char *reply;
+    size_t srv_got, cli_got;
+    int srv_end_status, cli_end_status, write_after_shut, closes;
+    bool cli_bytes_ok;
+} half;
+
+static void half_srv_read(net_stream *s, const char *data, size_t len)
+{
+    (void)data;
+    half *h = net_stream_user(s);
+    h->srv_got += len;
+}
+
+static void half_srv_end(net_stream *s, int status)
+{
+    half *h = net_stream_user(s);
+    h->srv_end_status = status;
+    if (status == UV_EOF)
+        assert_int_equal(net_write(s, h->reply, HC_REPLY), 0); /* the peer half-closed: writing goes on */
+    net_stream_end(s);
+}
+
+static void half_close(net_stream *s)
+{
+    half *h = net_stream_user(s);
+    if (++h->closes == 2) {
+        net_listener_close(h->l);
+        h->l = NULL;
+    }
+}
+
+static const net_stream_cbs half_srv_cbs = {NULL, half_srv_read, half_srv_end, NULL, half_close};
+
+static void half_accept(net_listener *l, net_stream *s, void *user)
+{
+    (void)l;
+    net_stream_set_user(s, user);
+    net_stream_set_cbs(s, &half_srv_cbs);
+}
+
+static void half_cli_connect(net_stream *s, int status)
+{
+    half *h = net_stream_user(s);
+    assert_int_equal(status, 0);
+    char *sent = malloc(HC_SENT);
+    memset(sent, 'q', HC_SENT);
+    assert_int_equal(net_write(s, sent, HC_SENT), 0);
+    free(sent);
+    net_stream_shutdown(s);
+    h->write_after_shut = net_write(s, "x", 1);
+}
+
+static void half_cli_read(net_stream *s, const char *data, size_t len)
+{
+    half *h = net_stream_user(s);
+    if (memcmp(data, h->reply + h->cli_got, len) != 0)
+        h->cli_bytes_ok = false;
+    h->cli_got += len;
+}
+
+static void half_cli_end(net_stream *s, int status)
+{
+    half *h = net_stream_user(s);
+    h->cli_end_status = status;
+    net_stream_close(s);
+}
+
+static const net_stream_cbs half_cli_cbs = {half_cli_connect, half_cli_read, half_cli_end, NULL,
+                                            half_close};
+
+static void half_case(net_tls *stls, net_tls *ctls)
+{
+    half h = {.cli_bytes_ok = true};
+    assert_int_equal(uv_loop_init(&h.loop), 0);
+    h.reply = malloc(HC_REPLY);
+    for (size_t i = 0; i < HC_REPLY; i++)
+        h.reply[i] = (char)(i * 11);
+    char err[CU_ERRLEN];
+    assert_int_equal(net_listen(&h.l, &h.loop, "127.0.0.1", 0, stls, half_accept, &h, err), 0);
+    struct sockaddr_in sa;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", net_listener_port(h.l), &sa), 0);
+    assert_non_null(net_connect(&h.loop, (struct sockaddr *)&sa, ctls, ctls ? "localhost" : NULL,
+                                &half_cli_cbs, &h));
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    assert_int_equal(h.write_after_shut, UV_EPIPE);
+    assert_int_equal(h.srv_got, HC_SENT);          /* everything before the FIN */
+    assert_int_equal(h.srv_end_status, UV_EOF);    /* then the FIN itself */
+    assert_int_equal(h.cli_got, HC_REPLY);         /* read on after shutting down */
+    assert_true(h.cli_bytes_ok);
+    assert_int_equal(h.cli_end_status, UV_EOF);
+    assert_int_equal(h.closes, 2);
+    close_loop(&h.loop);
+    free(h.reply);
+}
+
+static void test_half_close(void **state)
+{
+    (void)state;
+    half_case(NULL, NULL);
+}
+
+static void test_tls_half_close(void **state)
+{
+    (void)state;
+    char err[CU_ERRLEN];
+    net_tls *stls, *ctls;
+    if (net_tls_server_new(&stls, cert_file, key_file, err) != 0)
+        fail_msg("server ctx: %s", err);
+    if (net_tls_client_new(&ctls, false, NULL, err) != 0)
+        fail_msg("client ctx: %s", err);
+    half_case(stls, ctls);
+    net_tls_free(stls);
+    net_tls_free(ctls);
+}
+
 static void test_listen_errors(void **state)
 {
     (void)state;
@@ -1325,6 +1448,8 @@ int main(void)
         cmocka_unit_test(test_early_close_in_flight),
         cmocka_unit_test(test_early_burst),
         cmocka_unit_test(test_end_flushes),
+        cmocka_unit_test(test_half_close),
+        cmocka_unit_test(test_tls_half_close),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_tls_self_signed_rejected),
         cmocka_unit_test(test_tls_with_ca),
