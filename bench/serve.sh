@@ -47,6 +47,9 @@
 #     (nginx: master + worker). HAProxy is skipped there: it reserves two
 #     descriptors per connection, and 10,000 need more than this sandbox's
 #     20,000 per process.
+#   - BENCH_OLD=BINARY adds another build of cutover serve as one more
+#     router (same config), to measure a change against the build before it
+#     in the same rounds.
 #   - BENCH_BUSY_POLL=50us adds a fourth router: cutover serve with that
 #     `busy_poll` (docs/serve.md), in the same rounds as the default one.
 #   - Everything started is stopped on exit (trap); all traffic is on 127.0.0.1.
@@ -152,6 +155,19 @@ if [[ -n ${BENCH_BUSY_POLL:-} ]]; then
     PIDS+=($SP_PID)
     SP_EXTRA="cutover serve, busy_poll $BENCH_BUSY_POLL|$SP|$SP_PID|"
 fi
+# BENCH_OLD=BINARY: another build of cutover (the one before a change, say)
+# as one more router with the same config, so the per-round ratios measure
+# the change against it in the same rounds as the peers
+OLD_EXTRA=""
+if [[ -n ${BENCH_OLD:-} ]]; then
+    [[ -x $BENCH_OLD ]] || { echo "bench/serve.sh: BENCH_OLD=$BENCH_OLD is not an executable" >&2; exit 1; }
+    OP=$(free_port); OA=$(free_port)
+    sed -e "s/:$CP\$/:$OP/" -e "s/:$CA }/:$OA }/" "$TMP/serve.yml" >"$TMP/serve-old.yml"
+    taskset -c 0 "$BENCH_OLD" serve "$TMP/serve-old.yml" >"$TMP/serve-old.log" 2>&1 &
+    OLD_PID=$!
+    PIDS+=($OLD_PID)
+    OLD_EXTRA="cutover serve, $BENCH_OLD|$OP|$OLD_PID|"
+fi
 
 HP=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -227,6 +243,7 @@ ROUTERS=(
     "$NG_NAME|$NP|$NG_WORKER|$NG_PID $NG_WORKER"
 )
 [[ -z $SP_EXTRA ]] || ROUTERS+=("$SP_EXTRA")
+[[ -z $OLD_EXTRA ]] || ROUTERS+=("$OLD_EXTRA")
 
 declare -A SHARE
 for r in "${ROUTERS[@]}"; do

@@ -59,11 +59,79 @@ static void idle_unlink(rt_uconn *u)
     u->srv->nidle--;
 }
 
+/* ---- gathered writes ------------------------------------------------------------------ */
+static void wunlink(rt_uconn *u)
+{
+    if (!u->wlisted)
+        return;
+    if (u->wprev)
+        u->wprev->wnext = u->wnext;
+    else
+        u->gen->r->wpend = u->wnext;
+    if (u->wnext)
+        u->wnext->wprev = u->wprev;
+    u->wprev = u->wnext = NULL;
+    u->wlisted = false;
+}
+
+static void widle_cb(uv_idle_t *h)
+{
+    (void)h; /* only there to keep the poll from blocking */
+}
+
+static void client_unpause(rt_uconn *u);
+
+/* What rt_uwrite gathered for u goes out now. A client paused for it is
+ * resumed here when the kernel took it all (no on_drain follows then). */
+static void wflush(rt_uconn *u)
+{
+    wunlink(u);
+    if (u->wout.len && u->s && !u->closing) {
+        net_write(u->s, u->wout.data, u->wout.len);
+        if (net_stream_queued(u->s) == 0)
+            client_unpause(u);
+    }
+    cu_buf_reset(&u->wout);
+}
+
+void rt_uwrite(rt_uconn *u, const void *p, size_t n)
+{
+    router *r = u->gen->r;
+    if (r->wdirect) {
+        net_write(u->s, p, n);
+        return;
+    }
+    if (!u->wlisted) {
+        if (!r->wpend)
+            uv_idle_start(&r->widle, widle_cb); /* a write from a timer: do not block in the poll */
+        u->wlisted = true;
+        u->wnext = r->wpend;
+        if (r->wpend)
+            r->wpend->wprev = u;
+        r->wpend = u;
+    }
+    cu_buf_append(&u->wout, p, n);
+}
+
+size_t rt_uqueued(const rt_uconn *u)
+{
+    return u->wout.len + (u->s ? net_stream_queued(u->s) : 0);
+}
+
+void rt_flush_writes(router *r)
+{
+    while (r->wpend)
+        wflush(r->wpend);
+    uv_idle_stop(&r->widle);
+}
+
 static void uconn_free(rt_uconn *u)
 {
     rt_server *srv = u->srv;
     rt_gen *g = u->gen;
     srv->nconns--;
+    wunlink(u);
+    cu_buf_free(&u->wout);
     rt_head_free(&u->h);
     free(u);
     rt_server_slot_free(srv);
@@ -184,6 +252,8 @@ static void ending_unlink(rt_uconn *u)
 
 void rt_uconn_end(rt_uconn *u)
 {
+    if (!u->closing && u->s)
+        wflush(u); /* what was gathered for it goes before the end */
     if (!uconn_leave(u) || !u->s)
         return; /* closing already, or still resolving (on_resolved frees it) */
     router *r = u->gen->r;
@@ -261,7 +331,12 @@ static void u_on_connect(net_stream *s, int status)
 
 static void u_on_drain(net_stream *s)
 {
-    rt_uconn *u = net_stream_user(s);
+    client_unpause(net_stream_user(s));
+}
+
+/* u's queue emptied: the client paused for its sake reads again. */
+static void client_unpause(rt_uconn *u)
+{
     rt_cconn *c = u->c;
     if (c && c->bp_paused) {
         c->bp_paused = false;
@@ -598,14 +673,14 @@ static void send_request(rt_cconn *c)
     /* one write: the head and what body arrived meanwhile (a retry replays
      * both from `replay`, which holds them all) */
     if (c->retried || c->fresh_retry) {
-        net_write(u->s, c->replay.data, c->replay.len);
+        rt_uwrite(u, c->replay.data, c->replay.len);
     } else {
         cu_buf_append(&c->fwd, c->pend.data, c->pend.len);
-        net_write(u->s, c->fwd.data, c->fwd.len);
+        rt_uwrite(u, c->fwd.data, c->fwd.len);
     }
     cu_buf_reset(&c->pend);
     c->head_sent = true;
-    if (net_stream_queued(u->s) > RT_HIGH)
+    if (rt_uqueued(u) > RT_HIGH)
         c->bp_paused = true;
     if (c->rq == RQ_DONE)
         rt_arm(c, T_RESPONSE, c->gen->cfg.response_timeout_ms);
@@ -674,8 +749,8 @@ void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
             cu_buf_append(&c->uout, p, n);
             return;
         }
-        net_write(u->s, p, n);
-        if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+        rt_uwrite(u, p, n);
+        if (!c->bp_paused && rt_uqueued(u) > RT_HIGH) {
             c->bp_paused = true;
             rt_client_read_update(c);
         }
@@ -727,8 +802,8 @@ void rt_uflush(rt_cconn *c)
     c->ubatch = false;
     rt_uconn *u = c->u;
     if (c->uout.len && u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
-        net_write(u->s, c->uout.data, c->uout.len);
-        if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+        rt_uwrite(u, c->uout.data, c->uout.len);
+        if (!c->bp_paused && rt_uqueued(u) > RT_HIGH) {
             c->bp_paused = true;
             rt_client_read_update(c);
         }
@@ -760,9 +835,9 @@ void rt_tunnel_client_bytes(rt_cconn *c, const char *p, size_t n)
     rt_uconn *u = c->u;
     if (!u || !u->s || u->closing)
         return;
-    net_write(u->s, p, n);
+    rt_uwrite(u, p, n);
     rt_arm(c, T_TUNNEL, c->r->gen->cfg.tunnel_timeout_ms);
-    if (!c->bp_paused && net_stream_queued(u->s) > RT_HIGH) {
+    if (!c->bp_paused && rt_uqueued(u) > RT_HIGH) {
         c->bp_paused = true; /* u_on_drain resumes the client */
         rt_client_read_update(c);
     }
@@ -779,6 +854,7 @@ void rt_tunnel_client_end(rt_cconn *c, int status)
     rt_uconn *u = c->u;
     if (status == UV_EOF && u && u->s && !u->closing && !c->tun_up_eof) {
         c->tun_client_eof = true;
+        wflush(u); /* the FIN follows the client's last bytes */
         net_stream_shutdown(u->s);
         return;
     }

@@ -49,6 +49,9 @@ struct rt_uconn {
     uint64_t end_by_ns;            /* ending: cut at this time */
     llhttp_t ll;
     rt_head h;                     /* the response head */
+    cu_buf wout;                   /* this loop turn's bytes for it (rt_uwrite) */
+    rt_uconn *wprev, *wnext;       /* the router's `wpend` list, while wout has bytes */
+    bool wlisted;
 };
 
 enum { RQ_IDLE, RQ_HEAD, RQ_BODY, RQ_DONE };
@@ -161,6 +164,15 @@ void rt_exchange_client_drained(rt_cconn *c);
 /* The connection timer fired for T_CONNECT or T_RESPONSE. */
 void rt_exchange_timeout(rt_cconn *c);
 void rt_uconn_close(rt_uconn *u);
+/* Bytes for an upstream: gathered for the loop turn and written after the
+ * turn's reads (rt_flush_writes), so the requests a turn forwards reach
+ * each upstream in one write, and an upstream process is woken once for
+ * them rather than once each. rt_uqueued counts them with the stream's
+ * own queue, for back-pressure. */
+void rt_uwrite(rt_uconn *u, const void *p, size_t n);
+size_t rt_uqueued(const rt_uconn *u);
+/* Writes out every upstream's gathered bytes (router.c, after each poll). */
+void rt_flush_writes(router *r);
 /* Closes after what is queued has been written, within RT_LINGER_MS (the
  * router's tick cuts it after that). */
 void rt_uconn_end(rt_uconn *u);

@@ -197,8 +197,18 @@ static void on_spin_check(uv_check_t *h)
     uv_idle_start(&r->spin_idle, on_spin_idle); /* a no-op when it runs already */
 }
 
+static void on_wcheck(uv_check_t *h)
+{
+    rt_flush_writes(h->data);
+}
+
 static void spin_init(router *r, uv_loop_t *loop)
 {
+    uv_check_init(loop, &r->wcheck);
+    uv_idle_init(loop, &r->widle);
+    r->wcheck.data = r;
+    uv_unref((uv_handle_t *)&r->wcheck);
+    uv_check_start(&r->wcheck, on_wcheck);
     uv_check_init(loop, &r->spin_check);
     uv_idle_init(loop, &r->spin_idle);
     r->spin_check.data = r->spin_idle.data = r;
@@ -360,6 +370,10 @@ void router_free(router *r)
     uv_close((uv_handle_t *)&r->tick, on_closed_free);
     uv_close((uv_handle_t *)&r->spin_check, on_closed_free);
     uv_close((uv_handle_t *)&r->spin_idle, on_closed_free);
+    rt_flush_writes(r);
+    r->wdirect = true; /* the handles that gather writes close now */
+    uv_close((uv_handle_t *)&r->wcheck, on_closed_free);
+    uv_close((uv_handle_t *)&r->widle, on_closed_free);
     if (r->drain_timer_on)
         uv_close((uv_handle_t *)&r->drain_timer, on_closed_free);
     /* Connections close asynchronously and reach back into the router;

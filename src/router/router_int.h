@@ -204,6 +204,11 @@ struct router {
     uint64_t io_last_ns;            /* the last check that saw one */
     uv_check_t spin_check;
     uv_idle_t spin_idle;
+    /* upstream writes gathered in a loop turn (exchange.c rt_uwrite) */
+    rt_uconn *wpend;                /* upstream connections with bytes to write */
+    uv_check_t wcheck;              /* writes them after the poll's callbacks */
+    uv_idle_t widle;                /* active while any wait: the poll does not block */
+    bool wdirect;                   /* closing: rt_uwrite writes at once */
 };
 
 /* Green's share in force: the weight unless health overrides it. */

@@ -1,6 +1,7 @@
 """`cutover serve` proxying details: retries on connect failure (and not
 when disabled), the connection-pool limit queueing instead of failing, TLS
-termination and https upstreams, keep-alive reuse of upstream connections."""
+termination and https upstreams, keep-alive reuse of upstream connections,
+pipelined requests forwarded without delay."""
 import http.client
 import json
 import os
@@ -94,6 +95,25 @@ def test_upstream_connections_are_reused(tmp_path, blue):
             assert r.get("/health")[0] == 200
         srv = r.status()["upstreams"]["blue"]["servers"][0]
         assert srv["connections"] == 1, srv
+    finally:
+        assert r.stop() == 0, r.log()
+
+
+def test_pipelined_requests_do_not_wait_for_a_timer(tmp_path, blue):
+    """A request that waited behind another on its connection is forwarded
+    from a timer callback (the pipelined bytes are parsed from the loop),
+    and its gathered write still goes out in that loop turn: 20 pipelined
+    GETs take milliseconds, not a poll that sleeps until the router's next
+    one-second tick for each of them."""
+    from serve_util import pipelined_colors
+    cfg = write_config(tmp_path, "weight: 0\n" +
+                       upstreams_yaml([blue.url], [blue.url], health=False))
+    r = start_router(tmp_path, cfg)
+    try:
+        t0 = time.monotonic()
+        assert pipelined_colors(r.port, 20, path="/health", batch=20) == ["blue"] * 20
+        took = time.monotonic() - t0
+        assert took < 3, f"20 pipelined GETs took {took:.1f} s"
     finally:
         assert r.stop() == 0, r.log()
 

@@ -250,8 +250,10 @@ def test_client_half_close_still_gets_the_answer(setup, size):
     a `docker attach` does when its input ends) still gets everything the
     upstream sends after seeing that FIN, read late: the FIN is passed on
     after the client's bytes, and the router keeps writing to the client.
-    200 kB: the upstream has closed while part of it waits in the router's
-    queue; 8 MiB: the router pauses the upstream until the client reads."""
+    200 kB: less than the router pauses an upstream for; 8 MiB: the router
+    pauses the upstream until the client reads (so on_drain must still come
+    after the client's FIN). tests/unit/net covers a queue written out
+    after the peer's FIN."""
     r, _, _ = setup
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)   # no autotuned window
