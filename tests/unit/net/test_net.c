@@ -1311,15 +1311,21 @@ static void test_half_close(void **state)
     half_case(NULL, NULL);
 }
 
+/* A server context with the test certificate and a client context. */
+static void tls_pair(net_tls **stls, net_tls **ctls, bool verify, const char *ca)
+{
+    char err[CU_ERRLEN];
+    if (net_tls_server_new(stls, cert_file, key_file, err) != 0)
+        fail_msg("server ctx: %s", err);
+    if (net_tls_client_new(ctls, verify, ca, err) != 0)
+        fail_msg("client ctx: %s", err);
+}
+
 static void test_tls_half_close(void **state)
 {
     (void)state;
-    char err[CU_ERRLEN];
     net_tls *stls, *ctls;
-    if (net_tls_server_new(&stls, cert_file, key_file, err) != 0)
-        fail_msg("server ctx: %s", err);
-    if (net_tls_client_new(&ctls, false, NULL, err) != 0)
-        fail_msg("client ctx: %s", err);
+    tls_pair(&stls, &ctls, false, NULL);
     half_case(stls, ctls);
     net_tls_free(stls);
     net_tls_free(ctls);
@@ -1349,12 +1355,8 @@ static void test_listen_errors(void **state)
 static void tls_case(bool verify, const char *ca, const char *name, int want_connect,
                      size_t payload_len)
 {
-    char err[CU_ERRLEN];
     net_tls *stls, *ctls;
-    if (net_tls_server_new(&stls, cert_file, key_file, err) != 0)
-        fail_msg("server ctx: %s", err);
-    if (net_tls_client_new(&ctls, verify, ca, err) != 0)
-        fail_msg("client ctx: %s", err);
+    tls_pair(&stls, &ctls, verify, ca);
     char *payload = malloc(payload_len);
     for (size_t i = 0; i < payload_len; i++)
         payload[i] = (char)(i * 13);
