@@ -143,30 +143,27 @@ EOF
 taskset -c 0 "$CUTOVER" serve "$TMP/serve.yml" >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 PIDS+=($SERVE_PID)
-# BENCH_BUSY_POLL=VALUE (50us, say): a second cutover serve with `busy_poll:
-# VALUE` (off by default), measured in the same rounds as a fourth router
-SP_EXTRA=""
-if [[ -n ${BENCH_BUSY_POLL:-} ]]; then
-    SP=$(free_port); SA=$(free_port)
-    sed -e "s/:$CP\$/:$SP/" -e "s/:$CA }/:$SA }/" "$TMP/serve.yml" >"$TMP/serve2.yml"
-    echo "busy_poll: $BENCH_BUSY_POLL" >>"$TMP/serve2.yml"
-    taskset -c 0 "$CUTOVER" serve "$TMP/serve2.yml" >"$TMP/serve2.log" 2>&1 &
-    SP_PID=$!
-    PIDS+=($SP_PID)
-    SP_EXTRA="cutover serve, busy_poll $BENCH_BUSY_POLL|$SP|$SP_PID|"
-fi
-# BENCH_OLD=BINARY: another build of cutover (the one before a change, say)
-# as one more router with the same config, so the per-round ratios measure
-# the change against it in the same rounds as the peers
-OLD_EXTRA=""
+# More cutover routers with serve.yml's config, measured in the same rounds:
+# BENCH_BUSY_POLL=VALUE (50us, say) adds one with `busy_poll: VALUE` (off by
+# default); BENCH_OLD=BINARY adds another build of cutover (the one before a
+# change, say), so the per-round ratios measure the change against it.
+EXTRA_ROUTERS=()
+EXTRA_PORTS=()
+extra_router() { # name binary [a line added to the config]
+    local name=$1 bin=$2 line=${3:-} port admin f
+    port=$(free_port); admin=$(free_port); f=$TMP/serve-extra-${#EXTRA_ROUTERS[@]}.yml
+    sed -e "s/:$CP\$/:$port/" -e "s/:$CA }/:$admin }/" "$TMP/serve.yml" >"$f"
+    [[ -z $line ]] || echo "$line" >>"$f"
+    taskset -c 0 "$bin" serve "$f" >"${f%.yml}.log" 2>&1 &
+    PIDS+=($!)
+    EXTRA_ROUTERS+=("$name|$port|$!|")
+    EXTRA_PORTS+=("$port")
+}
+[[ -z ${BENCH_BUSY_POLL:-} ]] ||
+    extra_router "cutover serve, busy_poll $BENCH_BUSY_POLL" "$CUTOVER" "busy_poll: $BENCH_BUSY_POLL"
 if [[ -n ${BENCH_OLD:-} ]]; then
     [[ -x $BENCH_OLD ]] || { echo "bench/serve.sh: BENCH_OLD=$BENCH_OLD is not an executable" >&2; exit 1; }
-    OP=$(free_port); OA=$(free_port)
-    sed -e "s/:$CP\$/:$OP/" -e "s/:$CA }/:$OA }/" "$TMP/serve.yml" >"$TMP/serve-old.yml"
-    taskset -c 0 "$BENCH_OLD" serve "$TMP/serve-old.yml" >"$TMP/serve-old.log" 2>&1 &
-    OLD_PID=$!
-    PIDS+=($OLD_PID)
-    OLD_EXTRA="cutover serve, $BENCH_OLD|$OP|$OLD_PID|"
+    extra_router "cutover serve, $BENCH_OLD" "$BENCH_OLD"
 fi
 
 HP=$(free_port)
@@ -231,7 +228,8 @@ taskset -c 0 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx.log" 2>&
 NG_PID=$!
 PIDS+=($NG_PID)
 
-wait_port "$CP"; wait_port "$HP"; wait_port "$NP"; [[ -z ${SP:-} ]] || wait_port "$SP"
+wait_port "$CP"; wait_port "$HP"; wait_port "$NP"
+for p in "${EXTRA_PORTS[@]}"; do wait_port "$p"; done
 NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
 HA_NAME="HAProxy $("$HAPROXY" -v | awk 'NR==1 {print $3}')"
 NG_NAME="nginx $("$NGINX" -v 2>&1 | sed 's|.*nginx/||')"
@@ -242,8 +240,7 @@ ROUTERS=(
     "$HA_NAME|$HP|$HA_PID|"
     "$NG_NAME|$NP|$NG_WORKER|$NG_PID $NG_WORKER"
 )
-[[ -z $SP_EXTRA ]] || ROUTERS+=("$SP_EXTRA")
-[[ -z $OLD_EXTRA ]] || ROUTERS+=("$OLD_EXTRA")
+ROUTERS+=("${EXTRA_ROUTERS[@]}")
 
 declare -A SHARE
 for r in "${ROUTERS[@]}"; do

@@ -745,11 +745,7 @@ void rt_exchange_body(rt_cconn *c, const char *p, size_t n)
     }
     rt_uconn *u = c->u;
     if (u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
-        if (c->ubatch) {
-            cu_buf_append(&c->uout, p, n);
-            return;
-        }
-        rt_uwrite(u, p, n);
+        rt_uwrite(u, p, n); /* gathered for the turn with the head before it */
         if (!c->bp_paused && rt_uqueued(u) > RT_HIGH) {
             c->bp_paused = true;
             rt_client_read_update(c);
@@ -795,20 +791,6 @@ static void upstream_failed(rt_cconn *c, int err)
         return;
     }
     rt_send_error(c, err == UV_ETIMEDOUT ? 504 : 502, false);
-}
-
-void rt_uflush(rt_cconn *c)
-{
-    c->ubatch = false;
-    rt_uconn *u = c->u;
-    if (c->uout.len && u && u->s && (c->up == UP_SENT || c->up == UP_RESP)) {
-        rt_uwrite(u, c->uout.data, c->uout.len);
-        if (!c->bp_paused && rt_uqueued(u) > RT_HIGH) {
-            c->bp_paused = true;
-            rt_client_read_update(c);
-        }
-    }
-    cu_buf_reset(&c->uout);
 }
 
 void rt_exchange_timeout(rt_cconn *c)

@@ -235,7 +235,6 @@ static void cconn_unhandle(rt_cconn *c)
     cu_buf_free(&c->replay);
     cu_buf_free(&c->rhead);
     cu_buf_free(&c->cout);
-    cu_buf_free(&c->uout);
     free(c);
     rt_conn_gone(r);
 }
@@ -740,9 +739,7 @@ static void feed(rt_cconn *c, const char *data, size_t len)
 {
     c->chunk_start = data;
     c->chunk_end = data + len;
-    c->ubatch = true;
     enum llhttp_errno e = llhttp_execute(&c->ll, data, len);
-    rt_uflush(c);
     if (c->closing)
         return;
     if (e == HPE_OK)

@@ -97,10 +97,11 @@ struct rt_cconn {
     cu_buf pend;                   /* body bytes not yet written upstream */
     cu_buf replay;                 /* head + body so far, while replayable */
     cu_buf rhead;                  /* the response head being written (reused) */
-    /* While one read is parsed, what it produces for the other side is
-     * gathered and written once after it (one syscall instead of several). */
-    bool cbatch, ubatch;
-    cu_buf cout, uout;
+    /* While one upstream read is parsed, what it produces for the client is
+     * gathered and written once after it (one syscall instead of several);
+     * what goes to an upstream is gathered for the whole turn (rt_uwrite). */
+    bool cbatch;
+    cu_buf cout;
     bool replayable, head_sent, discard_body;
     rt_gen *gen;
     router_color color;
@@ -150,8 +151,6 @@ void rt_head_value_done(rt_head *h);
 void rt_exchange_start(rt_cconn *c, router_color color);
 /* Body bytes (already framed for the upstream) from the client. */
 void rt_exchange_body(rt_cconn *c, const char *p, size_t n);
-/* Writes what body bytes were gathered while parsing a client read. */
-void rt_uflush(rt_cconn *c);
 /* The client went away or the exchange is abandoned: releases upstream
  * resources (the upstream connection closes if mid-exchange). */
 void rt_exchange_abort(rt_cconn *c);

@@ -202,13 +202,21 @@ static void on_wcheck(uv_check_t *h)
     rt_flush_writes(h->data);
 }
 
-static void spin_init(router *r, uv_loop_t *loop)
+/* Gathered upstream writes (exchange.c rt_uwrite) go out from a check,
+ * right after the poll's callbacks; rt_uwrite keeps widle active while any
+ * wait, so a write gathered in a timer callback does not wait for a poll
+ * that blocks. */
+static void gather_init(router *r, uv_loop_t *loop)
 {
     uv_check_init(loop, &r->wcheck);
     uv_idle_init(loop, &r->widle);
     r->wcheck.data = r;
     uv_unref((uv_handle_t *)&r->wcheck);
     uv_check_start(&r->wcheck, on_wcheck);
+}
+
+static void spin_init(router *r, uv_loop_t *loop)
+{
     uv_check_init(loop, &r->spin_check);
     uv_idle_init(loop, &r->spin_idle);
     r->spin_check.data = r->spin_idle.data = r;
@@ -241,6 +249,7 @@ int router_start(router **out, uv_loop_t *loop, router_config *cfg, char err[CU_
     uv_timer_init(loop, &r->tick);
     r->tick.data = r;
     uv_timer_start(&r->tick, on_tick, 1000, 1000);
+    gather_init(r, loop);
     spin_init(r, loop);
     *out = r;
     return 0;
